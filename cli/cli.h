@@ -1,0 +1,30 @@
+/*
+ * The radfuse command: one function per subcommand, each returning the
+ * process exit status (0 success, 2 bad input or usage: the message names the
+ * file and the problem, on one line of standard error).
+ */
+#ifndef RADFUSE_CLI_H
+#define RADFUSE_CLI_H
+
+#include "radfuse/runtime.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 2
+
+int cli_model(int argc, char **argv);
+int cli_demo(int argc, char **argv);
+
+/* Prints "radfuse: <message>" to stderr and returns CLI_EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses a positive integer option value; returns 0 and sets *out on success. */
+int cli_parse_int(const char *flag, const char *value, long lo, long hi, long *out);
+
+/* Writes a checkpoint directory (config.json + model.safetensors) for a timm
+ * vit_<size>_patch<P>_<IMG> architecture with random weights of the real
+ * shapes, deterministic in seed. */
+int cli_write_random_vit(const char *arch, const char *dir, unsigned long seed, rf_err *err);
+
+/* Creates the backend for --device (NULL: "cpu") with threads (0: all cores). */
+int cli_backend(rf_backend **be, const char *device, long threads);
+
+#endif

@@ -1,0 +1,301 @@
+/* radfuse model info | run | random: checkpoints and the parity harness. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "runtime/sha256.h"
+
+/* ---- model info ---- */
+
+static int model_info(int argc, char **argv)
+{
+    const char *dir = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (argv[i][0] == '-')
+            return cli_fail("model info: unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return cli_fail("model info: more than one directory given");
+    }
+    if (!dir)
+        return cli_fail("model info: usage: radfuse model info DIR [--json]");
+    rf_backend *be;
+    if (cli_backend(&be, "cpu", 1))
+        return CLI_EXIT_FAIL;
+    rf_model *m;
+    rf_err err;
+    if (rf_model_load(&m, dir, be, &err)) {
+        rf_backend_destroy(be);
+        return cli_fail("%s", err.msg);
+    }
+    const rf_model_info *in = rf_model_get_info(m);
+    char hashes[256][65];
+    int nfiles = 0, rc = 0;
+    for (; rf_model_weight_file(m, nfiles) && nfiles < 256; nfiles++)
+        if ((rc = rf_sha256_file(rf_model_weight_file(m, nfiles), hashes[nfiles], &err)))
+            break;
+    if (rc) {
+        rf_model_free(m);
+        rf_backend_destroy(be);
+        return cli_fail("%s", err.msg);
+    }
+    int vision = in->arch != RF_ARCH_BERT;
+    if (json) {
+        printf("{\"dir\": \"%s\", \"architecture\": \"%s\", \"hidden_size\": %d, \"layers\": %d, "
+               "\"heads\": %d, \"intermediate_size\": %d, ",
+               dir, rf_arch_name(in->arch), in->hidden, in->layers, in->heads, in->intermediate);
+        if (vision)
+            printf("\"image_size\": %d, \"patch_size\": %d, \"channels\": %d, \"num_classes\": %d, ",
+                   in->image_size, in->patch_size, in->channels, in->num_classes);
+        else
+            printf("\"vocab_size\": %d, \"max_positions\": %d, ", in->vocab_size, in->max_positions);
+        printf("\"parameters\": %lld, \"tensors\": %lld, \"dtypes\": {", (long long)in->param_count,
+               (long long)in->tensor_count);
+        int first = 1;
+        for (int t = 0; t < RF_ST_DTYPE_COUNT; t++)
+            if (in->dtype_counts[t]) {
+                printf("%s\"%s\": %lld", first ? "" : ", ", rf_st_dtype_name((rf_st_dtype)t),
+                       (long long)in->dtype_counts[t]);
+                first = 0;
+            }
+        printf("}, \"weights\": [");
+        for (int i = 0; i < nfiles; i++)
+            printf("%s{\"file\": \"%s\", \"sha256\": \"%s\"}", i ? ", " : "", rf_model_weight_file(m, i),
+                   hashes[i]);
+        printf("]}\n");
+    } else {
+        printf("model         %s\n", dir);
+        printf("architecture  %s\n", rf_arch_name(in->arch));
+        printf("encoder       %d layers, hidden %d, %d heads, MLP %d\n", in->layers, in->hidden, in->heads,
+               in->intermediate);
+        if (vision) {
+            printf("input         %d channels, %dx%d, patch %d\n", in->channels, in->image_size,
+                   in->image_size, in->patch_size);
+            if (in->num_classes)
+                printf("head          %d classes\n", in->num_classes);
+        } else {
+            printf("input         vocabulary %d, up to %d tokens\n", in->vocab_size, in->max_positions);
+        }
+        printf("parameters    %lld used (of %lld tensors stored)\n", (long long)in->param_count,
+               (long long)in->tensor_count);
+        printf("dtypes       ");
+        for (int t = 0; t < RF_ST_DTYPE_COUNT; t++)
+            if (in->dtype_counts[t])
+                printf(" %s x %lld", rf_st_dtype_name((rf_st_dtype)t), (long long)in->dtype_counts[t]);
+        printf("\n");
+        for (int i = 0; i < nfiles; i++)
+            printf("sha256        %s  %s\n", hashes[i], rf_model_weight_file(m, i));
+    }
+    rf_model_free(m);
+    rf_backend_destroy(be);
+    return CLI_EXIT_OK;
+}
+
+/* ---- model run ---- */
+
+/* A stored input converted to the dtype the model wants, in malloc'd memory. */
+typedef struct input_tensor {
+    rf_tensor t;
+    int present;
+} input_tensor;
+
+static int load_input(const rf_safetensors *st, const char *name, int want_float, input_tensor *out,
+                      rf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const rf_st_tensor *s = rf_safetensors_find(st, name);
+    if (!s)
+        return RF_OK;
+    const char *path = rf_safetensors_path(st);
+    if (s->ndim < 1 || s->ndim > RF_MAX_DIMS)
+        return rf_err_set(err, RF_EINVAL, "%s: input '%s' has %d dimensions", path, name, s->ndim);
+    size_t esz = rf_st_dtype_size(s->dtype);
+    int64_t n = esz ? (int64_t)(s->nbytes / esz) : 0;
+    out->t = rf_tensor_make(want_float ? RF_F32 : RF_I32, NULL, s->ndim, s->shape);
+    out->t.data = malloc((size_t)(n ? n : 1) * 4);
+    if (!out->t.data)
+        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate input '%s'", path, name);
+    out->present = 1;
+    const uint8_t *src = s->data;
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        switch (s->dtype) {
+        case RF_ST_F32: { float f; memcpy(&f, src + 4 * i, 4); v = f; break; }
+        case RF_ST_F64: memcpy(&v, src + 8 * i, 8); break;
+        case RF_ST_F16: case RF_ST_BF16: {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            v = s->dtype == RF_ST_F16 ? rf_f16_to_f32(h) : rf_bf16_to_f32(h);
+            break;
+        }
+        case RF_ST_I64: { int64_t x; memcpy(&x, src + 8 * i, 8); v = (double)x; break; }
+        case RF_ST_I32: { int32_t x; memcpy(&x, src + 4 * i, 4); v = x; break; }
+        case RF_ST_I16: { int16_t x; memcpy(&x, src + 2 * i, 2); v = x; break; }
+        case RF_ST_I8: v = (int8_t)src[i]; break;
+        case RF_ST_U8: case RF_ST_BOOL: v = src[i]; break;
+        default:
+            return rf_err_set(err, RF_EINVAL, "%s: input '%s' has unsupported dtype %s", path, name,
+                              rf_st_dtype_name(s->dtype));
+        }
+        if (want_float) {
+            if (!(v == v) || v > 3.4e38 || v < -3.4e38)
+                return rf_err_set(err, RF_EINVAL, "%s: input '%s' holds a non-finite value at %lld", path,
+                                  name, (long long)i);
+            ((float *)out->t.data)[i] = (float)v;
+        } else {
+            if (v != (double)(int32_t)v)
+                return rf_err_set(err, RF_EINVAL, "%s: input '%s' value %g at %lld is not a 32-bit integer",
+                                  path, name, v, (long long)i);
+            ((int32_t *)out->t.data)[i] = (int32_t)v;
+        }
+    }
+    return RF_OK;
+}
+
+#define MAX_OUTPUTS 8
+
+typedef struct output_set {
+    rf_st_out items[MAX_OUTPUTS];
+    int n;
+} output_set;
+
+static void add_output(output_set *o, const char *name, const rf_tensor *t)
+{
+    if (!t->data || o->n == MAX_OUTPUTS)
+        return;
+    o->items[o->n++] = (rf_st_out){name, RF_ST_F32, t->ndim, t->shape, t->data};
+}
+
+static int model_run(int argc, char **argv)
+{
+    const char *dir = NULL, *in_path = NULL, *out_path = NULL, *device = NULL;
+    long threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--input") == 0 && next)
+            in_path = argv[++i];
+        else if (strcmp(a, "--output") == 0 && next)
+            out_path = argv[++i];
+        else if (strcmp(a, "--device") == 0 && next)
+            device = argv[++i];
+        else if (strcmp(a, "--threads") == 0) {
+            if (cli_parse_int(a, next, 1, 1024, &threads))
+                return CLI_EXIT_FAIL;
+            i++;
+        } else if (a[0] == '-')
+            return cli_fail("model run: unknown option or missing value '%s'", a);
+        else if (!dir)
+            dir = a;
+        else
+            return cli_fail("model run: more than one directory given");
+    }
+    if (!dir || !in_path || !out_path)
+        return cli_fail("model run: usage: radfuse model run DIR --input IN.safetensors --output OUT.safetensors "
+                        "[--device cpu] [--threads N]");
+    rf_err err;
+    rf_safetensors *st = NULL;
+    rf_backend *be = NULL;
+    rf_model *m = NULL;
+    input_tensor px = {0}, pxb = {0}, ids = {0}, mask = {0}, tt = {0};
+    rf_model_outputs outa = {0}, outb = {0};
+    int rc = rf_safetensors_open(&st, in_path, &err);
+    if (!rc && cli_backend(&be, device, threads)) {
+        rf_safetensors_close(st);
+        return CLI_EXIT_FAIL;
+    }
+    if (!rc)
+        rc = rf_model_load(&m, dir, be, &err);
+    if (!rc && (rc = load_input(st, "pixel_values", 1, &px, &err)) == 0 &&
+        (rc = load_input(st, "pixel_values_b", 1, &pxb, &err)) == 0 &&
+        (rc = load_input(st, "input_ids", 0, &ids, &err)) == 0 &&
+        (rc = load_input(st, "attention_mask", 0, &mask, &err)) == 0)
+        rc = load_input(st, "token_type_ids", 0, &tt, &err);
+    int vision = m && rf_model_get_info(m)->arch != RF_ARCH_BERT;
+    if (!rc && vision && !px.present)
+        rc = rf_err_set(&err, RF_EINVAL, "%s: no 'pixel_values' tensor for a vision model", in_path);
+    if (!rc && m && !vision && !ids.present)
+        rc = rf_err_set(&err, RF_EINVAL, "%s: no 'input_ids' tensor for a text model", in_path);
+    if (!rc) {
+        rf_model_inputs in = {0};
+        if (vision) {
+            in.pixel_values = &px.t;
+        } else {
+            in.input_ids = &ids.t;
+            in.attention_mask = mask.present ? &mask.t : NULL;
+            in.token_type_ids = tt.present ? &tt.t : NULL;
+        }
+        rc = rf_model_forward(m, &in, &outa, &err);
+        if (!rc && vision && pxb.present) {
+            in.pixel_values = &pxb.t;
+            rc = rf_model_forward(m, &in, &outb, &err);
+        }
+    }
+    if (!rc) {
+        output_set o = {.n = 0};
+        int timm = rf_model_get_info(m)->arch == RF_ARCH_TIMM_VIT;
+        add_output(&o, timm ? "features" : "last_hidden_state", &outa.last_hidden_state);
+        add_output(&o, "pooler_output", &outa.pooler_output);
+        add_output(&o, "logits", &outa.logits);
+        add_output(&o, timm ? "features_b" : "last_hidden_state_b", &outb.last_hidden_state);
+        add_output(&o, "pooler_output_b", &outb.pooler_output);
+        add_output(&o, "logits_b", &outb.logits);
+        rc = rf_safetensors_write(out_path, o.items, (size_t)o.n, &err);
+    }
+    rf_model_outputs_free(&outa);
+    rf_model_outputs_free(&outb);
+    input_tensor *all[] = {&px, &pxb, &ids, &mask, &tt};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]->t.data);
+    rf_model_free(m);
+    rf_backend_destroy(be);
+    rf_safetensors_close(st);
+    return rc ? cli_fail("%s", err.msg) : CLI_EXIT_OK;
+}
+
+/* ---- model random ---- */
+
+static int model_random(int argc, char **argv)
+{
+    const char *arch = NULL, *dir = NULL;
+    long seed = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--arch") == 0 && next)
+            arch = argv[++i];
+        else if (strcmp(argv[i], "--out") == 0 && next)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--seed") == 0) {
+            if (cli_parse_int("--seed", next, 0, 1L << 40, &seed))
+                return CLI_EXIT_FAIL;
+            i++;
+        } else
+            return cli_fail("model random: unknown option or missing value '%s'", argv[i]);
+    }
+    if (!arch || !dir)
+        return cli_fail("model random: usage: radfuse model random --arch vit_<size>_patch<P>_<IMG> --out DIR "
+                        "[--seed S]");
+    rf_err err;
+    if (cli_write_random_vit(arch, dir, (unsigned long)seed, &err))
+        return cli_fail("%s", err.msg);
+    printf("wrote %s/config.json and %s/model.safetensors (%s, random weights)\n", dir, dir, arch);
+    return CLI_EXIT_OK;
+}
+
+int cli_model(int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_fail("model: expected a subcommand: info, run, random (see radfuse --help)");
+    if (strcmp(argv[0], "info") == 0)
+        return model_info(argc - 1, argv + 1);
+    if (strcmp(argv[0], "run") == 0)
+        return model_run(argc - 1, argv + 1);
+    if (strcmp(argv[0], "random") == 0)
+        return model_random(argc - 1, argv + 1);
+    return cli_fail("model: unknown subcommand '%s' (info, run, random)", argv[0]);
+}

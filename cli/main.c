@@ -1,0 +1,95 @@
+/* radfuse: entry point, global options and subcommand dispatch. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: radfuse <command> [options]\n"
+    "\n"
+    "Reads imaging studies with clinical notes and labs and runs vision, text and\n"
+    "fusion transformers over them.\n"
+    "\n"
+    "commands:\n"
+    "  model info DIR [--json]\n"
+    "      Architecture, sizes, parameter count, dtypes and the SHA-256 of the\n"
+    "      weight files of a checkpoint directory (config.json + safetensors).\n"
+    "  model run DIR --input IN.safetensors --output OUT.safetensors\n"
+    "            [--device cpu] [--threads N]\n"
+    "      Runs the encoder on the tensors of IN named pixel_values (and\n"
+    "      pixel_values_b) or input_ids / attention_mask / token_type_ids, and\n"
+    "      writes last_hidden_state, pooler_output (timm: features, logits) and\n"
+    "      last_hidden_state_b to OUT. Architectures: Hugging Face Dinov2Model,\n"
+    "      ViTModel, BertModel; timm vit_*.\n"
+    "  model random --arch vit_<size>_patch<P>_<IMG> --out DIR [--seed S]\n"
+    "      Writes a timm ViT checkpoint with random weights of the real shapes\n"
+    "      (size: tiny, small, base, large), for demos and benchmarks.\n"
+    "  demo [--dir DIR] [--batch N] [--threads N]\n"
+    "      Builds a ViT-B/16 with random weights, runs it on a synthetic\n"
+    "      224x224 image and prints the output summary and the time taken.\n"
+    "\n"
+    "options:\n"
+    "  --help       this text\n"
+    "  --version    the version\n"
+    "\n"
+    "Environment: RADFUSE_DEVICE sets the default for --device.\n"
+    "Exit status: 0 on success, 2 on bad input or usage (one line on stderr).\n";
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("radfuse: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EXIT_FAIL;
+}
+
+int cli_parse_int(const char *flag, const char *value, long lo, long hi, long *out)
+{
+    if (!value)
+        return cli_fail("%s needs a value", flag);
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (!*value || *end || v < lo || v > hi)
+        return cli_fail("%s must be an integer in [%ld, %ld], got '%s'", flag, lo, hi, value);
+    *out = v;
+    return 0;
+}
+
+int cli_backend(rf_backend **be, const char *device, long threads)
+{
+    if (!device)
+        device = getenv("RADFUSE_DEVICE");
+    if (!device || !*device)
+        device = "cpu";
+    rf_err err;
+    if (rf_backend_create(be, device, (int)threads, &err))
+        return cli_fail("%s", err.msg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_EXIT_FAIL;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("radfuse %s\n", RADFUSE_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "model") == 0)
+        return cli_model(argc - 2, argv + 2);
+    if (strcmp(cmd, "demo") == 0)
+        return cli_demo(argc - 2, argv + 2);
+    return cli_fail("unknown command '%s' (see radfuse --help)", cmd);
+}

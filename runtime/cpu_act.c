@@ -1,0 +1,78 @@
+#include <math.h>
+
+#include "runtime/cpu_act.h"
+
+/* erf on [-4, 4] as an odd/even rational polynomial; saturates outside. */
+static inline float erf_approx(float x)
+{
+    x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+    float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 + -2.10102402082508e-06f;
+    p = p * x2 + -5.69250639462346e-05f;
+    p = p * x2 + -7.34990630326855e-04f;
+    p = p * x2 + -2.95459980854025e-03f;
+    p = p * x2 + -1.60960333262415e-02f;
+    p = p * x;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 + -2.13374055278905e-04f;
+    q = q * x2 + -1.68282697438203e-03f;
+    q = q * x2 + -7.37332916720468e-03f;
+    q = q * x2 + -1.42647390514189e-02f;
+    return p / q;
+}
+
+/* tanh via exp on a clamped argument: tanh(x) = 1 - 2 / (exp(2x) + 1). */
+static inline float tanh_approx(float x)
+{
+    x = x < -10.0f ? -10.0f : (x > 10.0f ? 10.0f : x);
+    return 1.0f - 2.0f / (expf(2.0f * x) + 1.0f);
+}
+
+static inline float gelu_erf(float x)
+{
+    return 0.5f * x * (1.0f + erf_approx(x * 0.70710678118654752f));
+}
+
+static inline float gelu_tanh(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanh_approx(k * (x + 0.044715f * x * x * x)));
+}
+
+float rf_act_scalar(float x, rf_act act)
+{
+    switch (act) {
+    case RF_ACT_GELU_ERF: return gelu_erf(x);
+    case RF_ACT_GELU_TANH: return gelu_tanh(x);
+    case RF_ACT_TANH: return tanh_approx(x);
+    case RF_ACT_RELU: return x > 0 ? x : 0;
+    case RF_ACT_NONE: break;
+    }
+    return x;
+}
+
+void rf_act_row(float *x, int64_t n, rf_act act)
+{
+    switch (act) {
+    case RF_ACT_GELU_ERF:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = gelu_erf(x[i]);
+        break;
+    case RF_ACT_GELU_TANH:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = gelu_tanh(x[i]);
+        break;
+    case RF_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = tanh_approx(x[i]);
+        break;
+    case RF_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            x[i] = x[i] > 0 ? x[i] : 0;
+        break;
+    case RF_ACT_NONE:
+        break;
+    }
+}

@@ -1,0 +1,341 @@
+/*
+ * The encoder forward pass: embeddings, the block stack and the pooled
+ * outputs, as a sequence of backend operations. Activations live in the
+ * model's arena, sized for the input before the first operation runs.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/model.h"
+
+#define OPS(m) ((m)->be->ops)
+
+/* 2-D view of rows [r0, r0 + n) of a [rows, cols] tensor with row stride. */
+static rf_tensor view2(const rf_tensor *t, int64_t r0, int64_t n, int64_t cols, int64_t stride)
+{
+    rf_tensor v = *t;
+    v.ndim = 2;
+    v.shape[0] = n;
+    v.shape[1] = cols;
+    v.stride[0] = stride;
+    v.stride[1] = 1;
+    v.data = (float *)t->data + r0 * stride;
+    return v;
+}
+
+/* 3-D [B, T, W] view of a [B*T, row] tensor at column offset col. */
+static rf_tensor view3(const rf_tensor *t, int64_t B, int64_t T, int64_t W, int64_t row, int64_t col)
+{
+    rf_tensor v;
+    memset(&v, 0, sizeof v);
+    v.dtype = RF_F32;
+    v.ndim = 3;
+    v.shape[0] = B;
+    v.shape[1] = T;
+    v.shape[2] = W;
+    v.stride[0] = T * row;
+    v.stride[1] = row;
+    v.stride[2] = 1;
+    v.data = (float *)t->data + col;
+    return v;
+}
+
+/* Activation memory for B sequences of T tokens, in bytes (with alignment slack). */
+static size_t activation_bytes(const rf_model *m, int64_t B, int64_t T)
+{
+    int64_t C = m->info.hidden, I = m->info.intermediate, N = B * T;
+    int64_t floats = N * C * 3      /* x, normed, attention output */
+                     + N * 3 * C    /* qkv */
+                     + N * I        /* mlp hidden */
+                     + T * C        /* interpolated position table */
+                     + N * C        /* token-type embeddings */
+                     + B * C * 4 + B * (int64_t)(m->info.num_classes + 1) + T;
+    return (size_t)floats * sizeof(float) + 64 * 16;
+}
+
+static int ensure_activations(rf_model *m, int64_t B, int64_t T, rf_err *err)
+{
+    size_t need = activation_bytes(m, B, T);
+    rf_arena_reset(&m->activations);
+    if (m->activations.size >= need)
+        return RF_OK;
+    rf_arena_free(&m->activations);
+    return rf_arena_init(&m->activations, need, err);
+}
+
+static int alloc2(rf_model *m, rf_tensor *t, int64_t rows, int64_t cols, rf_err *err)
+{
+    int64_t shape[2] = {rows, cols};
+    *t = rf_arena_tensor(&m->activations, RF_F32, 2, shape);
+    if (!t->data)
+        return rf_err_set(err, RF_ENOMEM, "activation arena exhausted");
+    return RF_OK;
+}
+
+/* Position table for a gh x gw patch grid: the stored one, or (Dinov2) the
+ * stored grid resized bicubically as transformers does. */
+static int position_table(rf_model *m, int64_t gh, int64_t gw, int64_t H, int64_t W, rf_tensor *pos,
+                          rf_err *err)
+{
+    int64_t C = m->info.hidden;
+    if (gh == m->grid_h && gw == m->grid_w && (H == W || !m->interpolate_pos)) {
+        *pos = m->pos;
+        return RF_OK;
+    }
+    if (!m->interpolate_pos)
+        return rf_err_set(err, RF_EINVAL, "input %lldx%lld does not match the model's image size %d",
+                          (long long)H, (long long)W, m->info.image_size);
+    int rc = alloc2(m, pos, 1 + gh * gw, C, err);
+    if (rc)
+        return rc;
+    memcpy(pos->data, m->pos.data, (size_t)C * sizeof(float));
+    /* [grid*grid, C] rows read as a channels-first [C, grid_h, grid_w] image */
+    rf_tensor src = {.dtype = RF_F32, .ndim = 3, .shape = {C, m->grid_h, m->grid_w},
+                     .stride = {1, (int64_t)m->grid_w * C, C}, .data = (float *)m->pos.data + C};
+    rf_tensor dst = {.dtype = RF_F32, .ndim = 3, .shape = {C, gh, gw}, .stride = {1, gw * C, C},
+                     .data = (float *)pos->data + C};
+    return OPS(m)->interp_bicubic(m->be, &dst, &src, err);
+}
+
+static int vision_embed(rf_model *m, const rf_tensor *px, rf_tensor *x, int64_t *T_out, rf_err *err)
+{
+    if (px->dtype != RF_F32 || px->ndim != 4 || !rf_tensor_is_contiguous(px))
+        return rf_err_set(err, RF_EINVAL, "pixel_values must be a contiguous f32 [batch, channels, height, width]");
+    int64_t B = px->shape[0], Cin = px->shape[1], H = px->shape[2], W = px->shape[3];
+    int P = m->info.patch_size;
+    if (B < 1 || Cin != m->info.channels)
+        return rf_err_set(err, RF_EINVAL, "pixel_values has %lld channels, the model expects %d",
+                          (long long)Cin, m->info.channels);
+    if (H < P || W < P || H % P || W % P)
+        return rf_err_set(err, RF_EINVAL, "image %lldx%lld is not a multiple of the patch size %d",
+                          (long long)H, (long long)W, P);
+    int64_t gh = H / P, gw = W / P, T = 1 + gh * gw, C = m->info.hidden;
+    if (T > (1 << 20))
+        return rf_err_set(err, RF_EINVAL, "image %lldx%lld gives too many patches", (long long)H, (long long)W);
+    int rc = ensure_activations(m, B, T, err);
+    if (!rc)
+        rc = alloc2(m, x, B * T, C, err);
+    rf_tensor pos = {0};
+    if (!rc)
+        rc = position_table(m, gh, gw, H, W, &pos, err);
+    if (rc)
+        return rc;
+    rf_tensor patches = view3(x, B, T - 1, C, C, C);
+    patches.stride[0] = T * C; /* rows 1..T-1 of each sequence */
+    if ((rc = OPS(m)->patch_embed(m->be, &patches, px, &m->patch, P, err)))
+        return rc;
+    rf_tensor cls = view2(&m->cls, 0, 1, C, C);
+    rf_tensor pos0 = view2(&pos, 0, 1, C, C), posr = view2(&pos, 1, T - 1, C, C);
+    for (int64_t b = 0; b < B; b++) {
+        rf_tensor row0 = view2(x, b * T, 1, C, C), rest = view2(x, b * T + 1, T - 1, C, C);
+        if ((rc = OPS(m)->add(m->be, &row0, &cls, &pos0, err)) ||
+            (rc = OPS(m)->add(m->be, &rest, &rest, &posr, err)))
+            return rc;
+    }
+    *T_out = T;
+    return RF_OK;
+}
+
+static int check_ids(const rf_tensor *t, const char *name, int64_t B, int64_t T, rf_err *err)
+{
+    if (t->dtype != RF_I32 || t->ndim != 2 || !rf_tensor_is_contiguous(t) ||
+        (B >= 0 && (t->shape[0] != B || t->shape[1] != T)))
+        return rf_err_set(err, RF_EINVAL, "%s must be a contiguous i32 [batch, tokens]%s", name,
+                          B >= 0 ? " matching input_ids" : "");
+    return RF_OK;
+}
+
+static int text_embed(rf_model *m, const rf_model_inputs *in, rf_tensor *x, int64_t *T_out, rf_err *err)
+{
+    const rf_tensor *ids = in->input_ids;
+    int rc = check_ids(ids, "input_ids", -1, -1, err);
+    if (rc)
+        return rc;
+    int64_t B = ids->shape[0], T = ids->shape[1], C = m->info.hidden;
+    if (B < 1 || T < 1)
+        return rf_err_set(err, RF_EINVAL, "input_ids is empty");
+    if (T > m->info.max_positions)
+        return rf_err_set(err, RF_EINVAL, "%lld tokens exceed the model's %d positions", (long long)T,
+                          m->info.max_positions);
+    if ((in->attention_mask && (rc = check_ids(in->attention_mask, "attention_mask", B, T, err))) ||
+        (in->token_type_ids && (rc = check_ids(in->token_type_ids, "token_type_ids", B, T, err))))
+        return rc;
+    rf_tensor types;
+    if ((rc = ensure_activations(m, B, T, err)) || (rc = alloc2(m, x, B * T, C, err)) ||
+        (rc = alloc2(m, &types, B * T, C, err)))
+        return rc;
+    int64_t n = B * T;
+    rf_tensor flat_ids = rf_tensor_make(RF_I32, ids->data, 1, &n);
+    if ((rc = OPS(m)->embedding(m->be, x, &m->word_emb, &flat_ids, err)))
+        return rc;
+    if (in->token_type_ids) {
+        rf_tensor flat_tt = rf_tensor_make(RF_I32, in->token_type_ids->data, 1, &n);
+        if ((rc = OPS(m)->embedding(m->be, &types, &m->type_emb, &flat_tt, err)) ||
+            (rc = OPS(m)->add(m->be, x, x, &types, err)))
+            return rc;
+    } else {
+        rf_tensor t0 = view2(&m->type_emb, 0, 1, C, C);
+        if ((rc = OPS(m)->add(m->be, x, x, &t0, err)))
+            return rc;
+    }
+    rf_tensor pos = view2(&m->pos_emb, 0, T, C, C);
+    for (int64_t b = 0; b < B; b++) {
+        rf_tensor xb = view2(x, b * T, T, C, C);
+        if ((rc = OPS(m)->add(m->be, &xb, &xb, &pos, err)))
+            return rc;
+    }
+    *T_out = T;
+    return OPS(m)->layernorm(m->be, x, x, &m->emb_ln_g, &m->emb_ln_b, m->eps, err);
+}
+
+/* One block over x [B*T, C] in place; scratch tensors come from the arena. */
+static int block_forward(rf_model *m, const rf_block *blk, rf_tensor *x, int64_t B, int64_t T,
+                         const rf_tensor *mask, rf_tensor *normed, rf_tensor *qkv, rf_tensor *att,
+                         rf_tensor *hidden, rf_err *err)
+{
+    const rf_backend_ops *o = OPS(m);
+    rf_backend *be = m->be;
+    int64_t C = m->info.hidden;
+    int rc;
+    const rf_tensor *in = x;
+    if (m->pre_norm) {
+        if ((rc = o->layernorm(be, normed, x, &blk->ln1_g, &blk->ln1_b, m->eps, err)))
+            return rc;
+        in = normed;
+    }
+    rf_tensor q = view3(qkv, B, T, C, 3 * C, 0), k = view3(qkv, B, T, C, 3 * C, C),
+              v = view3(qkv, B, T, C, 3 * C, 2 * C), a3 = view3(att, B, T, C, C, 0);
+    float scale = 1.0f / sqrtf((float)(C / m->info.heads));
+    if ((rc = o->linear(be, qkv, in, &blk->qkv, RF_ACT_NONE, NULL, err)) ||
+        (rc = o->attention(be, &a3, &q, &k, &v, mask, m->info.heads, scale, err)))
+        return rc;
+    /* attention projection + residual, with layer scale when present */
+    if (blk->ls1.data) {
+        if ((rc = o->linear(be, normed, att, &blk->proj, RF_ACT_NONE, NULL, err)) ||
+            (rc = o->scale_add(be, x, normed, &blk->ls1, x, err)))
+            return rc;
+    } else if ((rc = o->linear(be, x, att, &blk->proj, RF_ACT_NONE, x, err))) {
+        return rc;
+    }
+    if (m->pre_norm) {
+        if ((rc = o->layernorm(be, normed, x, &blk->ln2_g, &blk->ln2_b, m->eps, err)))
+            return rc;
+        in = normed;
+    } else {
+        if ((rc = o->layernorm(be, x, x, &blk->ln1_g, &blk->ln1_b, m->eps, err)))
+            return rc;
+        in = x;
+    }
+    if ((rc = o->linear(be, hidden, in, &blk->fc1, m->act, NULL, err)))
+        return rc;
+    if (blk->ls2.data) {
+        if ((rc = o->linear(be, normed, hidden, &blk->fc2, RF_ACT_NONE, NULL, err)) ||
+            (rc = o->scale_add(be, x, normed, &blk->ls2, x, err)))
+            return rc;
+    } else if ((rc = o->linear(be, x, hidden, &blk->fc2, RF_ACT_NONE, x, err))) {
+        return rc;
+    }
+    if (!m->pre_norm)
+        rc = o->layernorm(be, x, x, &blk->ln2_g, &blk->ln2_b, m->eps, err);
+    return rc;
+}
+
+/* Copies a 2-D view into a new malloc'd contiguous tensor. */
+static int export2(const rf_tensor *src, int64_t d0, int64_t d1, int64_t d2, int ndim, rf_tensor *out,
+                   rf_err *err)
+{
+    int64_t shape[3] = {d0, d1, d2};
+    int64_t rows = src->shape[0], cols = src->shape[1];
+    float *data = malloc((size_t)(rows * cols) * sizeof(float));
+    if (!data)
+        return rf_err_set(err, RF_ENOMEM, "cannot allocate an output tensor");
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(data + r * cols, (const float *)src->data + r * src->stride[0], (size_t)cols * sizeof(float));
+    *out = rf_tensor_make(RF_F32, data, ndim, shape);
+    return RF_OK;
+}
+
+int rf_model_forward(rf_model *m, const rf_model_inputs *in, rf_model_outputs *out, rf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int vision = m->info.arch != RF_ARCH_BERT;
+    if (vision && !in->pixel_values)
+        return rf_err_set(err, RF_EINVAL, "%s needs pixel_values", rf_arch_name(m->info.arch));
+    if (!vision && !in->input_ids)
+        return rf_err_set(err, RF_EINVAL, "%s needs input_ids", rf_arch_name(m->info.arch));
+    rf_tensor x, normed, qkv, att, hidden, tmp;
+    int64_t T = 0, C = m->info.hidden;
+    int rc = vision ? vision_embed(m, in->pixel_values, &x, &T, err) : text_embed(m, in, &x, &T, err);
+    if (rc)
+        return rc;
+    int64_t N = x.shape[0], B = N / T;
+    if ((rc = alloc2(m, &normed, N, C, err)) || (rc = alloc2(m, &qkv, N, 3 * C, err)) ||
+        (rc = alloc2(m, &att, N, C, err)) || (rc = alloc2(m, &hidden, N, m->info.intermediate, err)) ||
+        (rc = alloc2(m, &tmp, B, C, err)))
+        return rc;
+    const rf_tensor *mask = vision ? NULL : in->attention_mask;
+    for (int i = 0; i < m->info.layers; i++)
+        if ((rc = block_forward(m, &m->blocks[i], &x, B, T, mask, &normed, &qkv, &att, &hidden, err)))
+            return rc;
+    const rf_backend_ops *o = OPS(m);
+    if (m->final_ln_g.data && (rc = o->layernorm(m->be, &x, &x, &m->final_ln_g, &m->final_ln_b, m->eps, err)))
+        return rc;
+    /* the CLS row of every sequence, as a [B, C] view with stride T*C */
+    rf_tensor cls = view2(&x, 0, B, C, T * C);
+    rf_tensor pooled;
+    memset(&pooled, 0, sizeof pooled);
+    if (m->pooler_is_cls) {
+        pooled = cls;
+    } else if (m->pooler.w.data) {
+        if ((rc = alloc2(m, &pooled, B, C, err)) ||
+            (rc = o->linear(m->be, &pooled, &cls, &m->pooler, RF_ACT_TANH, NULL, err)))
+            return rc;
+    }
+    rf_tensor logits;
+    memset(&logits, 0, sizeof logits);
+    if (m->head.w.data) {
+        rf_tensor feat = cls;
+        if (m->pool_avg) {
+            /* mean of the patch tokens: ones[1, T-1] x tokens[T-1, C] / (T-1) */
+            rf_tensor ones, avg;
+            int64_t oshape[3] = {1, 1, T - 1};
+            ones = rf_arena_tensor(&m->activations, RF_F32, 3, oshape);
+            if (!ones.data || (rc = alloc2(m, &avg, B, C, err)))
+                return rc ? rc : rf_err_set(err, RF_ENOMEM, "activation arena exhausted");
+            for (int64_t i = 0; i < T - 1; i++)
+                ((float *)ones.data)[i] = 1.0f;
+            for (int64_t b = 0; b < B; b++) {
+                rf_tensor tok = view3(&x, 1, T - 1, C, C, (b * T + 1) * C);
+                rf_tensor dst = view3(&avg, 1, 1, C, C, b * C);
+                if ((rc = o->matmul(m->be, &dst, &ones, &tok, 0, 0, 1.0f / (float)(T - 1), err)))
+                    return rc;
+            }
+            feat = avg;
+        }
+        if (m->fc_norm_g.data) {
+            if ((rc = o->layernorm(m->be, &tmp, &feat, &m->fc_norm_g, &m->fc_norm_b, m->eps, err)))
+                return rc;
+            feat = tmp;
+        }
+        if ((rc = alloc2(m, &logits, B, m->info.num_classes, err)) ||
+            (rc = o->linear(m->be, &logits, &feat, &m->head, RF_ACT_NONE, NULL, err)))
+            return rc;
+    }
+    rc = export2(&x, B, T, C, 3, &out->last_hidden_state, err);
+    if (!rc && pooled.data)
+        rc = export2(&pooled, B, C, 0, 2, &out->pooler_output, err);
+    if (!rc && logits.data)
+        rc = export2(&logits, B, m->info.num_classes, 0, 2, &out->logits, err);
+    if (rc)
+        rf_model_outputs_free(out);
+    return rc;
+}
+
+void rf_model_outputs_free(rf_model_outputs *out)
+{
+    free(out->last_hidden_state.data);
+    free(out->pooler_output.data);
+    free(out->logits.data);
+    memset(out, 0, sizeof *out);
+}
