@@ -2,61 +2,136 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* write() until done; returns 0 or an errno. */
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    while (n > 0) {
+        /* Linux moves at most ~2 GiB per write(); ask for no more. */
+        size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+        ssize_t w = write(fd, p, chunk);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (w == 0)
+            return EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/*
+ * fsyncs the directory holding path, so the rename that put path in place
+ * survives a crash. Returns 0 or an errno; EINVAL (a filesystem that cannot
+ * sync directories) counts as success since there is nothing more to do.
+ */
+static int sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) != 0 && errno != EINVAL ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+static void release(rf_atomic_file *af)
+{
+    free(af->path);
+    free(af->tmp);
+    af->path = af->tmp = NULL;
+    af->fd = -1;
+}
+
 int rf_atomic_open(rf_atomic_file *af, const char *path, rf_err *err)
 {
-    memset(af, 0, sizeof af[0]);
-    if (strlen(path) >= sizeof af->path)
-        return rf_err_set(err, RF_EINVAL, "%s: path too long", path);
-    snprintf(af->path, sizeof af->path, "%s", path);
-    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return rf_err_set(err, RF_EIO, "%s: cannot create: %s", af->tmp, strerror(errno));
-    af->f = fdopen(fd, "wb");
-    if (!af->f) {
-        close(fd);
-        unlink(af->tmp);
-        return rf_err_set(err, RF_EIO, "%s: cannot open: %s", af->tmp, strerror(errno));
+    af->fd = -1;
+    af->path = strdup(path);
+    size_t tlen = strlen(path) + 32;
+    af->tmp = malloc(tlen);
+    if (!af->path || !af->tmp) {
+        release(af);
+        return rf_err_set(err, RF_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(af->tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    /* exclusive: two writers of one path in one process fail, not interleave */
+    af->fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (af->fd < 0) {
+        int e = errno;
+        release(af);
+        return rf_err_set(err, RF_EIO, "%s: cannot create the temporary file: %s", path, strerror(e));
     }
     return RF_OK;
 }
 
 void rf_atomic_abort(rf_atomic_file *af)
 {
-    if (af->f) {
-        fclose(af->f);
-        af->f = NULL;
+    if (af->fd >= 0) {
+        close(af->fd);
         unlink(af->tmp);
     }
+    release(af);
+}
+
+int rf_atomic_write(rf_atomic_file *af, const void *data, size_t n, rf_err *err)
+{
+    int e = write_all(af->fd, data, n);
+    if (e) {
+        int rc = rf_err_set(err, RF_EIO, "%s: cannot write the temporary file: %s", af->path, strerror(e));
+        rf_atomic_abort(af);
+        return rc;
+    }
+    return RF_OK;
 }
 
 int rf_atomic_commit(rf_atomic_file *af, rf_err *err)
 {
-    int bad = fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0;
-    int saved = errno;
-    if (fclose(af->f) != 0 && !bad) {
-        bad = 1;
-        saved = errno;
+    const char *what = "cannot sync the temporary file";
+    int e = fsync(af->fd) != 0 ? errno : 0;
+    if (!e) {
+        what = "cannot close the temporary file";
+        int cr = close(af->fd);
+        af->fd = -1;
+        e = cr != 0 ? errno : 0;
+        if (e)
+            unlink(af->tmp);
     }
-    af->f = NULL;
-    if (bad || rename(af->tmp, af->path) != 0) {
-        if (!bad)
-            saved = errno;
-        unlink(af->tmp);
-        return rf_err_set(err, RF_EIO, "%s: write failed: %s", af->path, strerror(saved));
+    if (!e) {
+        what = "cannot rename the temporary file over it";
+        e = rename(af->tmp, af->path) != 0 ? errno : 0;
+        if (e)
+            unlink(af->tmp);
     }
-    /* make the rename itself durable */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", af->path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+    if (!e) {
+        what = "written, but cannot sync its directory";
+        e = sync_parent_dir(af->path);
     }
+    if (e) {
+        int rc = rf_err_set(err, RF_EIO, "%s: %s: %s", af->path, what, strerror(e));
+        rf_atomic_abort(af);
+        return rc;
+    }
+    release(af);
     return RF_OK;
 }
 
@@ -64,12 +139,9 @@ int rf_write_file_atomic(const char *path, const void *data, size_t n, rf_err *e
 {
     rf_atomic_file af;
     int rc = rf_atomic_open(&af, path, err);
-    if (rc)
-        return rc;
-    if (n && fwrite(data, 1, n, af.f) != n) {
-        int saved = errno;
-        rf_atomic_abort(&af);
-        return rf_err_set(err, RF_EIO, "%s: write failed: %s", path, strerror(saved));
-    }
-    return rf_atomic_commit(&af, err);
+    if (!rc)
+        rc = rf_atomic_write(&af, data, n, err);
+    if (!rc)
+        rc = rf_atomic_commit(&af, err);
+    return rc;
 }

@@ -1,24 +1,30 @@
-/* Atomic file writes: write to a temporary file beside the target, fsync,
- * rename over the target, fsync the directory. A reader sees the old file or
- * the complete new one, never a torn write. */
+/*
+ * Atomic file writes: bytes go to "<path>.tmp.<pid>" beside the target
+ * (created exclusively), which is fsynced and renamed over the target, and
+ * then the directory is fsynced. A reader sees the old file or the complete
+ * new one, never a torn write; on failure the target is untouched and the
+ * temporary is removed.
+ */
 #ifndef RADFUSE_RUNTIME_FILEIO_H
 #define RADFUSE_RUNTIME_FILEIO_H
 
-#include <stdio.h>
+#include <stddef.h>
 
 #include "radfuse/runtime.h"
 
 typedef struct rf_atomic_file {
-    FILE *f;
-    char path[4096];
-    char tmp[4160];
+    int fd;
+    char *path;
+    char *tmp;
 } rf_atomic_file;
 
-/* Opens a temporary file for path; write through af->f. */
+/* Creates the temporary file for path. */
 int rf_atomic_open(rf_atomic_file *af, const char *path, rf_err *err);
-/* Flushes, fsyncs and renames into place; removes the temporary on failure. */
+/* Appends n bytes; on failure the write is abandoned (no commit needed). */
+int rf_atomic_write(rf_atomic_file *af, const void *data, size_t n, rf_err *err);
+/* fsyncs, renames into place and syncs the directory; always releases af. */
 int rf_atomic_commit(rf_atomic_file *af, rf_err *err);
-/* Abandons the write and removes the temporary. */
+/* Abandons the write and removes the temporary; safe to call twice. */
 void rf_atomic_abort(rf_atomic_file *af);
 /* The whole of data to path, atomically. */
 int rf_write_file_atomic(const char *path, const void *data, size_t n, rf_err *err);

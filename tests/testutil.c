@@ -71,3 +71,119 @@ void test_fill_random(float *x, int64_t n, uint64_t seed, float scale)
         x[i] = scale * (2.0f * (float)((s >> 40) & 0xffffff) / 16777215.0f - 1.0f);
     }
 }
+
+#include <fcntl.h>
+#include <sys/wait.h>
+
+/* Reads all of fd into buf (up to cap - 1 bytes), discarding the rest. */
+static void drain(int fd, char *buf, size_t cap)
+{
+    size_t used = 0;
+    char tmp[4096];
+    for (;;) {
+        ssize_t r = read(fd, tmp, sizeof tmp);
+        if (r <= 0)
+            break;
+        size_t take = (size_t)r;
+        if (buf && cap && used + take > cap - 1)
+            take = cap - 1 - used;
+        if (buf && take) {
+            memcpy(buf + used, tmp, take);
+            used += take;
+        }
+    }
+    if (buf && cap)
+        buf[used] = 0;
+}
+
+int test_run(char *const argv[], char *out, size_t out_cap, char *errbuf, size_t err_cap)
+{
+    char outname[] = "/tmp/radfuse-test-out-XXXXXX";
+    char errname[] = "/tmp/radfuse-test-err-XXXXXX";
+    int ofd = mkstemp(outname), efd = mkstemp(errname);
+    if (ofd < 0 || efd < 0)
+        return -1;
+    unlink(outname);
+    unlink(errname);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    drain(ofd, out, out_cap);
+    drain(efd, errbuf, err_cap);
+    close(ofd);
+    close(efd);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+int test_count_lines(const char *s)
+{
+    int n = 0;
+    for (const char *p = s; *p; p++)
+        if (*p == '\n')
+            n++;
+    size_t len = strlen(s);
+    if (len && s[len - 1] != '\n')
+        n++;
+    return n;
+}
+
+const char *test_tmpdir(char *buf, size_t n)
+{
+    snprintf(buf, n, "/tmp/radfuse-test-XXXXXX");
+    if (!mkdtemp(buf)) {
+        fprintf(stderr, "FATAL: mkdtemp failed\n");
+        exit(1);
+    }
+    return buf;
+}
+
+void test_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "FATAL: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+char *test_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, used = 0;
+    char *buf = malloc(cap + 1);
+    size_t r;
+    while (buf && (r = fread(buf + used, 1, cap - used, f)) > 0) {
+        used += r;
+        if (used == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[used] = 0;
+        if (n)
+            *n = used;
+    }
+    return buf;
+}

@@ -45,3 +45,16 @@ double test_max_abs_diff(const float *a, const float *b, int64_t n);
 void test_fill_random(float *x, int64_t n, uint64_t seed, float scale);
 
 #endif
+
+/* Runs argv (argv[0] is a path) with stdout and stderr captured into the
+ * buffers (NUL-terminated, truncated to cap). Returns the exit status, or
+ * 128 + signal when killed, or -1 when it could not run. */
+int test_run(char *const argv[], char *out, size_t out_cap, char *errbuf, size_t err_cap);
+/* Number of '\n'-terminated lines in s (a trailing text without '\n' counts). */
+int test_count_lines(const char *s);
+/* A fresh temporary directory (mkdtemp under /tmp); exits on failure. */
+const char *test_tmpdir(char *buf, size_t n);
+/* Writes n bytes to path; exits on failure. */
+void test_write_file(const char *path, const void *data, size_t n);
+/* Reads a whole file into a malloc'd buffer; returns NULL on failure. */
+char *test_read_file(const char *path, size_t *n);

@@ -1,0 +1,39 @@
+# The two commands of the README, and their parts.
+#   make demo   install what is missing, build, run the demo
+#   make test   install what is missing, build with -Werror, run the whole suite,
+#               then again under AddressSanitizer + UndefinedBehaviorSanitizer
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build demo test test-release test-sanitize bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j $(JOBS)
+
+demo: build
+	./build/radfuse demo --dir build/demo-vit-b16
+
+test: test-release test-sanitize
+
+test-release: deps
+	cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADFUSE_WERROR=ON
+	cmake --build build-test -j $(JOBS)
+	ctest --test-dir build-test --output-on-failure -j $(JOBS)
+
+test-sanitize: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADFUSE_WERROR=ON -DRADFUSE_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+bench: build
+	@scripts/install-deps.sh --bench
+	bench/run.sh
+
+clean:
+	rm -rf build build-test build-asan

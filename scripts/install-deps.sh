@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages radfuse needs, and only those missing.
+# Idempotent: prints what it installs, or nothing to do. Run as root (or with sudo available).
+#   scripts/install-deps.sh          build and test dependencies
+#   scripts/install-deps.sh --bench  also the benchmark's peer (PyTorch with OpenBLAS)
+set -euo pipefail
+
+packages=(
+  gcc make cmake ninja-build pkg-config   # toolchain
+  libcjson-dev                            # config.json and safetensors headers
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  sudo=()
+elif command -v sudo >/dev/null; then
+  sudo=(sudo)
+else
+  echo "install-deps: not root and no sudo; install these packages: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
