@@ -235,6 +235,11 @@ static int model_run(int argc, char **argv)
             in.pixel_values = &pxb.t;
             rc = rf_model_forward(m, &in, &outb, &err);
         }
+        if (rc) {
+            /* the inputs came from this file: say so */
+            rf_err inner = err;
+            rf_err_set(&err, rc, "%s: %s", in_path, inner.msg);
+        }
     }
     if (!rc) {
         output_set o = {.n = 0};

@@ -146,6 +146,18 @@ static int check_ids(const rf_tensor *t, const char *name, int64_t B, int64_t T,
     return RF_OK;
 }
 
+/* Every id in [0, limit), else an error naming the first one outside. */
+static int check_range(const rf_tensor *t, const char *name, int64_t limit, rf_err *err)
+{
+    const int32_t *v = t->data;
+    int64_t T = t->shape[1];
+    for (int64_t i = 0; i < rf_tensor_numel(t); i++)
+        if (v[i] < 0 || v[i] >= limit)
+            return rf_err_set(err, RF_EINVAL, "%s value %d at [%lld, %lld] is outside [0, %lld)", name, v[i],
+                              (long long)(i / T), (long long)(i % T), (long long)limit);
+    return RF_OK;
+}
+
 static int text_embed(rf_model *m, const rf_model_inputs *in, rf_tensor *x, int64_t *T_out, rf_err *err)
 {
     const rf_tensor *ids = in->input_ids;
@@ -160,6 +172,9 @@ static int text_embed(rf_model *m, const rf_model_inputs *in, rf_tensor *x, int6
                           m->info.max_positions);
     if ((in->attention_mask && (rc = check_ids(in->attention_mask, "attention_mask", B, T, err))) ||
         (in->token_type_ids && (rc = check_ids(in->token_type_ids, "token_type_ids", B, T, err))))
+        return rc;
+    if ((rc = check_range(ids, "input_ids", m->info.vocab_size, err)) ||
+        (in->token_type_ids && (rc = check_range(in->token_type_ids, "token_type_ids", m->type_emb.shape[0], err))))
         return rc;
     rf_tensor types;
     if ((rc = ensure_activations(m, B, T, err)) || (rc = alloc2(m, x, B * T, C, err)) ||

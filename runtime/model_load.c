@@ -191,6 +191,15 @@ static void first_name(char *out, size_t n, const loader *L, const char *pattern
     snprintf(out, n, "%s%s%s", L->prefix, body, suffix);
 }
 
+/* Path of the weight file that holds t, for messages. */
+static const char *file_of(const loader *L, const rf_st_tensor *t)
+{
+    for (int i = 0; i < L->nfiles; i++)
+        if (rf_safetensors_find(L->files[i], t->name) == t)
+            return rf_safetensors_path(L->files[i]);
+    return L->dir;
+}
+
 /* Stored shape with leading 1s dropped, so [1, 1, E] matches [E]. */
 static int squeezed(const rf_st_tensor *t, int64_t *dims)
 {
@@ -231,8 +240,8 @@ static int check_shape(loader *L, const rf_st_tensor *t, int ndim, const int64_t
     char have[128], exp[128];
     shape_str(have, sizeof have, t->ndim, t->shape);
     shape_str(exp, sizeof exp, ndim, want);
-    return rf_err_set(L->err, RF_EFORMAT, "%s: tensor '%s' has shape %s, the config implies %s", L->dir,
-                      t->name, have, exp);
+    return rf_err_set(L->err, RF_EFORMAT, "%s: tensor '%s' has shape %s, the config implies %s",
+                      file_of(L, t), t->name, have, exp);
 }
 
 /* Converts count elements of stored tensor t to f32 at out. Only float
@@ -261,12 +270,12 @@ static int convert_into(loader *L, float *out, const rf_st_tensor *t, int64_t co
         break;
     default:
         return rf_err_set(L->err, RF_EUNSUP, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16 or F64",
-                          L->dir, t->name, rf_st_dtype_name(t->dtype));
+                          file_of(L, t), t->name, rf_st_dtype_name(t->dtype));
     }
     for (int64_t i = 0; i < count; i++)
         if (!isfinite(out[i]))
             return rf_err_set(L->err, RF_EFORMAT, "%s: tensor '%s' holds a non-finite value at element %lld",
-                              L->dir, t->name, (long long)i);
+                              file_of(L, t), t->name, (long long)i);
     L->m->info.param_count += count;
     return RF_OK;
 }
@@ -485,8 +494,9 @@ static int open_weights(loader *L)
     struct stat sb;
     if (stat(path, &sb) != 0) {
         snprintf(path, sizeof path, "%s/model.safetensors", L->dir);
-        L->nfiles = 1;
-        return rf_safetensors_open(&L->files[0], path, L->err);
+        int rc = rf_safetensors_open(&L->files[0], path, L->err);
+        L->nfiles = rc ? 0 : 1;
+        return rc;
     }
     config idx;
     int rc = cfg_load(&idx, path, L->err);
@@ -633,7 +643,7 @@ static int build_vision_embeddings(loader *L, const arch_names *nm, int C, int c
             shape_str(have, sizeof have, t->ndim, t->shape);
             return rf_err_set(L->err, RF_EFORMAT,
                               "%s: tensor '%s' has shape %s, the config implies [%d, %d, %d, %d]",
-                              L->dir, t->name, have, C, channels, patch, patch);
+                              file_of(L, t), t->name, have, C, channels, patch, patch);
         }
         rf_st_tensor flat = *t;
         flat.ndim = 2;
@@ -656,7 +666,7 @@ static int build_vision_embeddings(loader *L, const arch_names *nm, int C, int c
     if (nd != 2 || dims[1] != C || grid * grid != npos)
         return rf_err_set(L->err, RF_EFORMAT,
                           "%s: tensor '%s' must hold 1 + a square number of %d-wide position embeddings",
-                          L->dir, pt->name, C);
+                          file_of(L, pt), pt->name, C);
     m->grid_h = m->grid_w = (int)grid;
     int64_t want[2] = {npos + 1, C};
     return convert(L, &m->pos, pt, 2, want);
