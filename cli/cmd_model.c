@@ -1,4 +1,5 @@
 /* radfuse model info | run | random: checkpoints and the parity harness. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,28 +47,40 @@ static int model_info(int argc, char **argv)
     }
     int vision = in->arch != RF_ARCH_BERT;
     if (json) {
-        printf("{\"dir\": \"%s\", \"architecture\": \"%s\", \"hidden_size\": %d, \"layers\": %d, "
-               "\"heads\": %d, \"intermediate_size\": %d, ",
-               dir, rf_arch_name(in->arch), in->hidden, in->layers, in->heads, in->intermediate);
-        if (vision)
-            printf("\"image_size\": %d, \"patch_size\": %d, \"channels\": %d, \"num_classes\": %d, ",
-                   in->image_size, in->patch_size, in->channels, in->num_classes);
-        else
-            printf("\"vocab_size\": %d, \"max_positions\": %d, ", in->vocab_size, in->max_positions);
-        printf("\"parameters\": %lld, \"tensors\": %lld, \"dtypes\": {", (long long)in->param_count,
-               (long long)in->tensor_count);
-        int first = 1;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "dir", dir);
+        cJSON_AddStringToObject(o, "architecture", rf_arch_name(in->arch));
+        cJSON_AddNumberToObject(o, "hidden_size", in->hidden);
+        cJSON_AddNumberToObject(o, "layers", in->layers);
+        cJSON_AddNumberToObject(o, "heads", in->heads);
+        cJSON_AddNumberToObject(o, "intermediate_size", in->intermediate);
+        if (vision) {
+            cJSON_AddNumberToObject(o, "image_size", in->image_size);
+            cJSON_AddNumberToObject(o, "patch_size", in->patch_size);
+            cJSON_AddNumberToObject(o, "channels", in->channels);
+            cJSON_AddNumberToObject(o, "num_classes", in->num_classes);
+        } else {
+            cJSON_AddNumberToObject(o, "vocab_size", in->vocab_size);
+            cJSON_AddNumberToObject(o, "max_positions", in->max_positions);
+        }
+        cJSON_AddNumberToObject(o, "parameters", (double)in->param_count);
+        cJSON_AddNumberToObject(o, "tensors", (double)in->tensor_count);
+        cJSON *dt = cJSON_AddObjectToObject(o, "dtypes");
         for (int t = 0; t < RF_ST_DTYPE_COUNT; t++)
-            if (in->dtype_counts[t]) {
-                printf("%s\"%s\": %lld", first ? "" : ", ", rf_st_dtype_name((rf_st_dtype)t),
-                       (long long)in->dtype_counts[t]);
-                first = 0;
-            }
-        printf("}, \"weights\": [");
-        for (int i = 0; i < nfiles; i++)
-            printf("%s{\"file\": \"%s\", \"sha256\": \"%s\"}", i ? ", " : "", rf_model_weight_file(m, i),
-                   hashes[i]);
-        printf("]}\n");
+            if (in->dtype_counts[t])
+                cJSON_AddNumberToObject(dt, rf_st_dtype_name((rf_st_dtype)t), (double)in->dtype_counts[t]);
+        cJSON *w = cJSON_AddArrayToObject(o, "weights");
+        for (int i = 0; i < nfiles; i++) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "file", rf_model_weight_file(m, i));
+            cJSON_AddStringToObject(f, "sha256", hashes[i]);
+            cJSON_AddItemToArray(w, f);
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (text)
+            printf("%s\n", text);
+        cJSON_free(text);
     } else {
         printf("model         %s\n", dir);
         printf("architecture  %s\n", rf_arch_name(in->arch));
