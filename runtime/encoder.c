@@ -54,7 +54,7 @@ static size_t activation_bytes(const rf_model *m, int64_t B, int64_t T)
     return (size_t)floats * sizeof(float) + 64 * 16;
 }
 
-static int ensure_activations(rf_model *m, int64_t B, int64_t T, rf_err *err)
+int rf_model_reserve(rf_model *m, int64_t B, int64_t T, rf_err *err)
 {
     size_t need = activation_bytes(m, B, T);
     rf_arena_reset(&m->activations);
@@ -113,7 +113,7 @@ static int vision_embed(rf_model *m, const rf_tensor *px, rf_tensor *x, int64_t 
     int64_t gh = H / P, gw = W / P, T = 1 + gh * gw, C = m->info.hidden;
     if (T > (1 << 20))
         return rf_err_set(err, RF_EINVAL, "image %lldx%lld gives too many patches", (long long)H, (long long)W);
-    int rc = ensure_activations(m, B, T, err);
+    int rc = rf_model_reserve(m, B, T, err);
     if (!rc)
         rc = alloc2(m, x, B * T, C, err);
     rf_tensor pos = {0};
@@ -177,7 +177,7 @@ static int text_embed(rf_model *m, const rf_model_inputs *in, rf_tensor *x, int6
         (in->token_type_ids && (rc = check_range(in->token_type_ids, "token_type_ids", m->type_emb.shape[0], err))))
         return rc;
     rf_tensor types;
-    if ((rc = ensure_activations(m, B, T, err)) || (rc = alloc2(m, x, B * T, C, err)) ||
+    if ((rc = rf_model_reserve(m, B, T, err)) || (rc = alloc2(m, x, B * T, C, err)) ||
         (rc = alloc2(m, &types, B * T, C, err)))
         return rc;
     int64_t n = B * T;

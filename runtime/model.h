@@ -58,6 +58,10 @@ struct rf_model {
     rf_arena activations; /* forward-pass scratch, sized before each pass */
 };
 
+/* Empties the activation arena and makes it hold a pass over B sequences of
+ * T tokens; it only grows (once) when the input is larger than any before. */
+int rf_model_reserve(rf_model *m, int64_t B, int64_t T, rf_err *err);
+
 /* Frees the block array, releases backend weights and both arenas. */
 void rf_model_release(rf_model *m);
 

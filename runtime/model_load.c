@@ -956,6 +956,9 @@ int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
     }
     if (!rc)
         rc = prepare_linears(m, err);
+    if (!rc) /* sized at load for one input of the model's own size */
+        rc = rf_model_reserve(m, 1, m->info.arch == RF_ARCH_BERT ? m->info.max_positions
+                                                                 : 1 + (int64_t)m->grid_h * m->grid_w, err);
     cJSON_Delete(c.root);
     for (int i = 0; i < L.nfiles; i++) {
         char *copy = strdup(rf_safetensors_path(L.files[i]));
