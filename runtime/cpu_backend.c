@@ -460,10 +460,12 @@ static int cpu_patch_embed(rf_backend *be, rf_tensor *y, const rf_tensor *img, c
                           proj->prepared ? (long long)rf_gemm_packed_k(proj->prepared) : 0LL,
                           (long long)kdim);
     int64_t E = rf_gemm_packed_n(proj->prepared);
-    if (y->dtype != RF_F32 || y->ndim != 3 || y->shape[0] != B || y->shape[1] != gh * gw ||
-        y->shape[2] != E || y->stride[2] != 1)
+    if (!y || !y->data || y->dtype != RF_F32 || y->ndim != 3 || y->shape[0] != B ||
+        y->shape[1] != gh * gw || y->shape[2] != E || y->stride[2] != 1)
         return rf_err_set(err, RF_EINVAL, "patch_embed: output must be f32 [%lld, %lld, %lld]",
                           (long long)B, (long long)(gh * gw), (long long)E);
+    if (proj->b.data && check_vec(&proj->b, E, "patch_embed", "bias", err))
+        return RF_EINVAL;
     int64_t chunk = SCRATCH_FLOATS / kdim;
     if (chunk < 1)
         return rf_err_set(err, RF_EUNSUP, "patch_embed: patch of %lld values exceeds the staging buffer",
