@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The benchmark's peer: the same ViT-B/16 forward pass in PyTorch, on the same
-weights and input as bench/vit_bench.c, in PyTorch's best CPU configuration we
-know (all cores; eager, TorchScript-frozen with optimize_for_inference, and the
-nn.TransformerEncoderLayer fast path are all timed and the fastest is reported).
-Every variant is checked to compute the same features as radfuse before it is timed.
+weights and input as bench/vit_bench.c. Eager, TorchScript-frozen with
+optimize_for_inference, and the nn.TransformerEncoderLayer fast path are all
+timed; run.sh also varies the threading environment, and the fastest of all is
+the figure compared. Every variant is checked to compute the same features as
+radfuse before it is timed.
 
   vit_torch.py DIR DUMP.safetensors [--batch 1,8] [--iters N] [--threads N]
 """
@@ -125,6 +126,7 @@ def main():
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--config", default="", help="label of the environment this run uses")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = json.load(open(os.path.join(args.dir, "config.json")))
@@ -150,7 +152,7 @@ def main():
         best = None
         for name, fn in variants.items():
             med, mn = time_it(fn, x, args.iters)
-            row = {"impl": "torch", "variant": name, "batch": batch, "iters": args.iters,
+            row = {"impl": "torch", "variant": f"{name} {args.config}".strip(), "batch": batch, "iters": args.iters,
                    "median_ms": round(med, 2), "min_ms": round(mn, 2)}
             print(json.dumps(row), flush=True)
             if best is None or med < best["median_ms"]:

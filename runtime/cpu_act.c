@@ -1,6 +1,7 @@
 #include <math.h>
 
 #include "runtime/cpu_act.h"
+#include "runtime/cpu_vec.h"
 
 /* erf on [-4, 4] as an odd/even rational polynomial; saturates outside.
  * Evaluated in double: the approximant is good to 6.5e-8, but its 13
@@ -58,24 +59,5 @@ float rf_act_scalar(float x, rf_act act)
 
 void rf_act_row(float *x, int64_t n, rf_act act)
 {
-    switch (act) {
-    case RF_ACT_GELU_ERF:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = gelu_erf(x[i]);
-        break;
-    case RF_ACT_GELU_TANH:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = gelu_tanh(x[i]);
-        break;
-    case RF_ACT_TANH:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = tanh_approx(x[i]);
-        break;
-    case RF_ACT_RELU:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = x[i] > 0 ? x[i] : 0;
-        break;
-    case RF_ACT_NONE:
-        break;
-    }
+    rf_vec_select()->act_row(x, n, act);
 }

@@ -1,7 +1,8 @@
 /*
- * Elementwise activations for the CPU backend, written as branch-free loops
- * the compiler vectorizes. GELU uses a rational erf approximation (max error
- * 6.5e-8 against libm's erf on [-8, 8]) because erff() does not vectorize.
+ * Elementwise activations for the CPU backend. rf_act_row runs the vector
+ * kernels of cpu_vec.c (GELU through a rational erf approximation, 6.5e-8 in
+ * exact arithmetic, because erff() does not vectorize); rf_act_scalar is the
+ * same functions one value at a time in double, as a reference.
  */
 #ifndef RADFUSE_RUNTIME_CPU_ACT_H
 #define RADFUSE_RUNTIME_CPU_ACT_H

@@ -14,6 +14,7 @@
 #include "runtime/backend.h"
 #include "runtime/cpu_act.h"
 #include "runtime/cpu_gemm.h"
+#include "runtime/cpu_vec.h"
 #include "runtime/threadpool.h"
 
 #define SCRATCH_FLOATS (1 << 18) /* 1 MiB: im2col staging for patch embedding */
@@ -323,95 +324,33 @@ static int cpu_softmax(rf_backend *be, rf_tensor *y, const rf_tensor *x, const r
 
 /* ---- fused attention ---- */
 
-#define ATT_QT 32  /* query rows per task */
-#define ATT_KT 64  /* keys per tile */
-#define ATT_DMAX 256
-
 typedef struct {
     const rf_tensor *out, *q, *k, *v, *mask;
     int heads;
     int64_t head_dim, qtiles;
     float scale;
+    const rf_vec_kernels *kernels;
 } attention_job;
 
-/*
- * One (batch, head, query tile): stream key tiles with an online softmax
- * (running max m and denominator l per row), so only a QT x KT score tile
- * exists at a time. K is transposed per tile so the score loop runs along
- * contiguous keys.
- */
 static void attention_task(void *ctx, int64_t task, int thread)
 {
     const attention_job *j = ctx;
-    int64_t T = j->q->shape[1], D = j->head_dim;
+    int64_t D = j->head_dim;
     int64_t qt = task % j->qtiles;
     int64_t h = (task / j->qtiles) % j->heads;
     int64_t b = task / j->qtiles / j->heads;
-    int64_t q0 = qt * ATT_QT, qn = T - q0 < ATT_QT ? T - q0 : ATT_QT;
-    const int32_t *mask = j->mask ? (const int32_t *)j->mask->data + b * j->mask->stride[0] : NULL;
-
-    float s[ATT_QT][ATT_KT];
-    float kt[ATT_DMAX][ATT_KT];
-    float acc[ATT_QT][ATT_DMAX];
-    float m[ATT_QT], l[ATT_QT];
-    for (int64_t i = 0; i < qn; i++) {
-        m[i] = -INFINITY;
-        l[i] = 0;
-        memset(acc[i], 0, (size_t)D * sizeof(float));
-    }
-#define QPTR(t, bb, row) ((const float *)(t)->data + (bb) * (t)->stride[0] + (row) * (t)->stride[1] + h * D)
-    for (int64_t k0 = 0; k0 < T; k0 += ATT_KT) {
-        int64_t kn = T - k0 < ATT_KT ? T - k0 : ATT_KT;
-        for (int64_t c = 0; c < kn; c++) {
-            const float *kr = QPTR(j->k, b, k0 + c);
-            for (int64_t d = 0; d < D; d++)
-                kt[d][c] = kr[d];
-        }
-        for (int64_t i = 0; i < qn; i++) {
-            const float *qr = QPTR(j->q, b, q0 + i);
-            float *si = s[i];
-            for (int64_t c = 0; c < kn; c++)
-                si[c] = 0;
-            for (int64_t d = 0; d < D; d++) {
-                float qd = qr[d] * j->scale;
-                const float *kd = kt[d];
-                for (int64_t c = 0; c < kn; c++)
-                    si[c] += qd * kd[c];
-            }
-            float mx = m[i];
-            for (int64_t c = 0; c < kn; c++) {
-                if (mask && !mask[k0 + c])
-                    si[c] = -INFINITY;
-                mx = si[c] > mx ? si[c] : mx;
-            }
-            if (mx == -INFINITY)
-                continue; /* every key so far masked */
-            float corr = expf(m[i] - mx);
-            float sum = 0;
-            for (int64_t c = 0; c < kn; c++) {
-                si[c] = expf(si[c] - mx);
-                sum += si[c];
-            }
-            l[i] = l[i] * corr + sum;
-            m[i] = mx;
-            float *ai = acc[i];
-            for (int64_t d = 0; d < D; d++)
-                ai[d] *= corr;
-            for (int64_t c = 0; c < kn; c++) {
-                const float *vr = QPTR(j->v, b, k0 + c);
-                float p = si[c];
-                for (int64_t d = 0; d < D; d++)
-                    ai[d] += p * vr[d];
-            }
-        }
-    }
-    for (int64_t i = 0; i < qn; i++) {
-        float *o = (float *)j->out->data + b * j->out->stride[0] + (q0 + i) * j->out->stride[1] + h * D;
-        float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
-        for (int64_t d = 0; d < D; d++)
-            o[d] = acc[i][d] * inv;
-    }
-#undef QPTR
+    int64_t q0 = qt * RF_ATTN_QT, T = j->q->shape[1];
+#define HEAD(t, row) ((float *)(t)->data + b * (t)->stride[0] + (row) * (t)->stride[1] + h * D)
+    rf_attn_tile tile = {
+        .q = HEAD(j->q, q0), .k = HEAD(j->k, 0), .v = HEAD(j->v, 0), .out = HEAD(j->out, q0),
+        .q_stride = j->q->stride[1], .k_stride = j->k->stride[1], .v_stride = j->v->stride[1],
+        .out_stride = j->out->stride[1], .T = T, .D = D,
+        .qn = T - q0 < RF_ATTN_QT ? T - q0 : RF_ATTN_QT,
+        .key_mask = j->mask ? (const int32_t *)j->mask->data + b * j->mask->stride[0] : NULL,
+        .scale = j->scale,
+    };
+#undef HEAD
+    j->kernels->attention_tile(&tile);
 }
 
 static int cpu_attention(rf_backend *be, rf_tensor *out, const rf_tensor *q, const rf_tensor *k,
@@ -431,14 +370,15 @@ static int cpu_attention(rf_backend *be, rf_tensor *out, const rf_tensor *q, con
         return rf_err_set(err, RF_EINVAL, "attention: width %lld is not a multiple of %d heads",
                           (long long)q->shape[2], heads);
     int64_t head_dim = q->shape[2] / heads;
-    if (head_dim > ATT_DMAX)
+    if (head_dim > RF_ATTN_DMAX)
         return rf_err_set(err, RF_EUNSUP, "attention: head size %lld exceeds %d", (long long)head_dim,
-                          ATT_DMAX);
+                          RF_ATTN_DMAX);
     if (key_mask && (key_mask->dtype != RF_I32 || key_mask->ndim != 2 ||
                      key_mask->shape[0] != q->shape[0] || key_mask->shape[1] != q->shape[1] ||
                      key_mask->stride[1] != 1))
         return rf_err_set(err, RF_EINVAL, "attention: key mask must be i32 [batch, tokens]");
-    attention_job j = {out, q, k, v, key_mask, heads, head_dim, (q->shape[1] + ATT_QT - 1) / ATT_QT, scale};
+    attention_job j = {out, q, k, v, key_mask, heads, head_dim, (q->shape[1] + RF_ATTN_QT - 1) / RF_ATTN_QT,
+                       scale, rf_vec_select()};
     rf_pool_run(cpu(be)->pool, q->shape[0] * heads * j.qtiles, attention_task, &j);
     return RF_OK;
 }

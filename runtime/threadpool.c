@@ -12,6 +12,9 @@
 #include "runtime/threadpool.h"
 
 #define SPIN_ITERS 20000
+/* Kernels keep tiles on the stack (up to ~256 KiB a task); do not depend on
+ * the C library's default thread stack, which is 128 KiB on some. */
+#define WORKER_STACK (8u << 20)
 
 struct rf_pool {
     int threads;
@@ -99,19 +102,24 @@ int rf_pool_create(rf_pool **out, int threads, rf_err *err)
         rf_pool_destroy(p);
         return rf_err_set(err, RF_ENOMEM, "cannot allocate a thread pool");
     }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
     for (int i = 1; i < threads; i++) {
         worker_arg *arg = malloc(sizeof *arg);
         if (arg) {
             arg->pool = p;
             arg->index = i;
         }
-        if (!arg || pthread_create(&p->workers[i], NULL, worker_main, arg) != 0) {
+        if (!arg || pthread_create(&p->workers[i], &attr, worker_main, arg) != 0) {
             free(arg);
+            pthread_attr_destroy(&attr);
             p->threads = i; /* only join the ones started */
             rf_pool_destroy(p);
             return rf_err_set(err, RF_ENOMEM, "cannot start worker thread %d", i);
         }
     }
+    pthread_attr_destroy(&attr);
     *out = p;
     return RF_OK;
 }
