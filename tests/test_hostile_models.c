@@ -27,8 +27,8 @@ static void write_st(const char *path, const char *header, size_t data_len)
     free(buf);
 }
 
-/* A model directory named name holding config text and model.safetensors bytes. */
-static void make_dir(char *dir, size_t n, const char *name, const char *config)
+/* A model directory named name holding config (malloc'd; freed here), or no config when NULL. */
+static void make_dir(char *dir, size_t n, const char *name, char *config)
 {
     snprintf(dir, n, "%s/%s", tmp, name);
     mkdir(dir, 0755);
@@ -36,6 +36,7 @@ static void make_dir(char *dir, size_t n, const char *name, const char *config)
         char path[4200];
         snprintf(path, sizeof path, "%s/config.json", dir);
         test_write_file(path, config, strlen(config));
+        free(config);
     }
 }
 
@@ -176,11 +177,11 @@ int main(void)
     copy_weights(dir, "hf_vit", 0);
     info_fails("unknown architecture", dir, (const char *const[]){"config.json", "gpt2", NULL});
 
-    make_dir(dir, sizeof dir, "timm-unknown", "{\"architecture\": \"resnet50\"}");
+    make_dir(dir, sizeof dir, "timm-unknown", strdup("{\"architecture\": \"resnet50\"}"));
     copy_weights(dir, "timm_vit", 0);
     info_fails("unknown timm architecture", dir, (const char *const[]){"config.json", "resnet50", NULL});
 
-    make_dir(dir, sizeof dir, "config-not-json", "{\"model_type\": ");
+    make_dir(dir, sizeof dir, "config-not-json", strdup("{\"model_type\": "));
     copy_weights(dir, "hf_vit", 0);
     info_fails("config not JSON", dir, (const char *const[]){"config.json", "JSON", NULL});
 
