@@ -3,6 +3,18 @@
 #include "runtime/cpu_act.h"
 #include "runtime/cpu_vec.h"
 
+const char *rf_act_name(rf_act act)
+{
+    switch (act) {
+    case RF_ACT_NONE: return "none";
+    case RF_ACT_GELU_ERF: return "gelu";
+    case RF_ACT_GELU_TANH: return "gelu_tanh";
+    case RF_ACT_TANH: return "tanh";
+    case RF_ACT_RELU: return "relu";
+    }
+    return "?";
+}
+
 float rf_act_scalar(float xf, rf_act act)
 {
     double x = xf;

@@ -11,6 +11,8 @@
 
 #include "runtime/backend.h"
 
+/* A short name for messages ("gelu", "gelu_tanh", ...). */
+const char *rf_act_name(rf_act act);
 /* x[i] = act(x[i]) for i in [0, n). */
 void rf_act_row(float *x, int64_t n, rf_act act);
 /* The same on one value, for reference loops. */

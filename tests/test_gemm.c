@@ -97,18 +97,6 @@ static double worst_error_ratio(const float *C, int64_t ldc, int64_t M, int64_t 
     return worst;
 }
 
-static const char *act_name(rf_act act)
-{
-    switch (act) {
-    case RF_ACT_NONE: return "none";
-    case RF_ACT_GELU_ERF: return "gelu";
-    case RF_ACT_GELU_TANH: return "gelu_tanh";
-    case RF_ACT_TANH: return "tanh";
-    case RF_ACT_RELU: return "relu";
-    }
-    return "?";
-}
-
 enum residual_mode { RES_NONE, RES_SEPARATE, RES_ALIAS_C, RES_MODES };
 
 /*
@@ -163,7 +151,7 @@ static void check_nt_packed(rf_pool *pool, int64_t M, int64_t N, int64_t K, int6
         CHECKF(worst <= 1.0 && changed == 0,
                "nt_packed M=%lld N=%lld K=%lld pad=%lld bias=%d act=%s residual=%d threads=%d: "
                "error %.3g x tolerance, %lld padding elements changed",
-               (long long)M, (long long)N, (long long)K, (long long)pad, use_bias, act_name(act),
+               (long long)M, (long long)N, (long long)K, (long long)pad, use_bias, rf_act_name(act),
                (int)res_mode, rf_pool_threads(pool), worst, (long long)changed);
     }
     rf_gemm_packed_free(packed);

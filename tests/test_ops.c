@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "runtime/backend.h"
+#include "runtime/cpu_act.h"
 #include "tests/testutil.h"
 
 #define EPS ((double)FLT_EPSILON)
@@ -244,18 +245,6 @@ static const rf_act all_acts[] = {RF_ACT_NONE, RF_ACT_GELU_ERF, RF_ACT_GELU_TANH
                                   RF_ACT_RELU};
 #define N_ACTS ((int)(sizeof all_acts / sizeof all_acts[0]))
 
-static const char *act_name(rf_act act)
-{
-    switch (act) {
-    case RF_ACT_NONE: return "none";
-    case RF_ACT_GELU_ERF: return "gelu";
-    case RF_ACT_GELU_TANH: return "gelu_tanh";
-    case RF_ACT_TANH: return "tanh";
-    case RF_ACT_RELU: return "relu";
-    }
-    return "?";
-}
-
 /* The definitions, in double with libm. */
 static double ref_act(double x, rf_act act)
 {
@@ -343,7 +332,7 @@ static void linear_case(int64_t M, int64_t K, int64_t N)
                 CHECKF(rc == 0, "linear: %s", err.msg);
                 cmp c;
                 cmp_begin(&c, "linear", "M=%lld K=%lld N=%lld bias=%d act=%s residual=%s",
-                          (long long)M, (long long)K, (long long)N, hb, act_name(act),
+                          (long long)M, (long long)K, (long long)N, hb, rf_act_name(act),
                           res_name[rm]);
                 for (int64_t i = 0; i < M; i++)
                     for (int64_t j = 0; j < N; j++) {
@@ -718,7 +707,7 @@ static void activation_case(int64_t rows, int64_t n, int kind, int alias)
         int rc = OPS->activation(g_be, &ty, &tx, act, &err);
         CHECKF(rc == 0, "activation: %s", err.msg);
         cmp c;
-        cmp_begin(&c, "activation", "%s rows=%lld n=%lld %s alias=%d", act_name(act),
+        cmp_begin(&c, "activation", "%s rows=%lld n=%lld %s alias=%d", rf_act_name(act),
                   (long long)rows, (long long)n, kind ? "random" : "grid", alias);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t i = 0; i < n; i++) {
@@ -757,7 +746,7 @@ static void activation_points(void)
         int rc = OPS->activation(g_be, &ty, &tx, act, &err);
         CHECKF(rc == 0, "activation: %s", err.msg);
         cmp c;
-        cmp_begin(&c, "activation", "%s special points", act_name(act));
+        cmp_begin(&c, "activation", "%s special points", rf_act_name(act));
         for (int64_t i = 0; i < n; i++) {
             double want = ref_act(pts[i], act);
             cmp_add(&c, y[i], want, act_abs_tol(act) + 2 * EPS * fabs(want));
@@ -766,9 +755,9 @@ static void activation_points(void)
         /* exact properties: relu and identity are exact, every act maps 0 to 0 */
         if (act == RF_ACT_RELU || act == RF_ACT_NONE)
             for (int64_t i = 0; i < n; i++)
-                CHECKF(y[i] == (float)ref_act(pts[i], act), "%s(%g) = %g", act_name(act),
+                CHECKF(y[i] == (float)ref_act(pts[i], act), "%s(%g) = %g", rf_act_name(act),
                        (double)pts[i], (double)y[i]);
-        CHECKF(y[0] == 0.0f, "%s(0) = %g", act_name(act), (double)y[0]);
+        CHECKF(y[0] == 0.0f, "%s(0) = %g", rf_act_name(act), (double)y[0]);
     }
     free(x);
     free(y);
