@@ -28,11 +28,34 @@ typedef struct rf_linear {
     void *prepared; /* backend-owned form of w (packed panels), or NULL */
 } rf_linear;
 
+/* A block of backend memory; tensors point into it. */
+typedef struct rf_buffer rf_buffer;
+
 typedef struct rf_backend_ops {
     const char *name;
     void (*destroy)(rf_backend *be);
 
-    /* Prepares l->w for repeated use (e.g. packs it); l->prepared owns it. */
+    /* Set when tensors' data are host pointers that callers may read and
+     * write (the CPU backend); otherwise they are device addresses, reached
+     * only through upload, download and the operations below. */
+    int host_addressable;
+
+    /* Memory of bytes (64-byte aligned); *data is the address tensors use. */
+    int (*buffer_alloc)(rf_backend *be, size_t bytes, rf_buffer **buf, void **data, rf_err *err);
+    void (*buffer_free)(rf_backend *be, rf_buffer *buf);
+    /* Host memory into a contiguous tensor, outside a pass. */
+    int (*upload)(rf_backend *be, const rf_tensor *dst, const void *src, rf_err *err);
+    /* A contiguous tensor, or a 2-D view with a row stride, into contiguous
+     * host memory, outside a pass. */
+    int (*download)(rf_backend *be, void *dst, const rf_tensor *src, rf_err *err);
+    /* A forward pass: operations between begin and end may be recorded and
+     * run at end (submit = 1), or dropped (submit = 0, after an error). */
+    int (*begin)(rf_backend *be, rf_err *err);
+    int (*end)(rf_backend *be, int submit, rf_err *err);
+
+    /* Prepares l->w for repeated use (packs it, or makes a half-precision
+     * copy); l->prepared owns the result. Called at load while l->w and l->b
+     * still hold host memory, before the weights move to the backend. */
     int (*linear_prepare)(rf_backend *be, rf_linear *l, rf_err *err);
     void (*linear_release)(rf_backend *be, rf_linear *l);
 

@@ -520,6 +520,56 @@ static int cpu_interp_bicubic(rf_backend *be, rf_tensor *y, const rf_tensor *x, 
     return RF_OK;
 }
 
+/* ---- memory and passes: host memory, operations run as they are called ---- */
+
+static int cpu_buffer_alloc(rf_backend *be, size_t bytes, rf_buffer **buf, void **data, rf_err *err)
+{
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p)
+        return rf_err_set(err, RF_ENOMEM, "cannot allocate %zu bytes", bytes);
+    *buf = p;
+    *data = p;
+    return RF_OK;
+}
+
+static void cpu_buffer_free(rf_backend *be, rf_buffer *buf)
+{
+    free(buf);
+}
+
+static int cpu_upload(rf_backend *be, const rf_tensor *dst, const void *src, rf_err *err)
+{
+    if (!dst->data || !rf_tensor_is_contiguous(dst))
+        return rf_err_set(err, RF_EINVAL, "upload: destination must be contiguous");
+    memcpy(dst->data, src, (size_t)rf_tensor_numel(dst) * rf_dtype_size(dst->dtype));
+    return RF_OK;
+}
+
+static int cpu_download(rf_backend *be, void *dst, const rf_tensor *src, rf_err *err)
+{
+    size_t esz = rf_dtype_size(src->dtype);
+    if (rf_tensor_is_contiguous(src)) {
+        memcpy(dst, src->data, (size_t)rf_tensor_numel(src) * esz);
+        return RF_OK;
+    }
+    if (src->ndim != 2 || src->stride[1] != 1)
+        return rf_err_set(err, RF_EINVAL, "download: source must be contiguous or 2-D with contiguous rows");
+    for (int64_t r = 0; r < src->shape[0]; r++)
+        memcpy((char *)dst + (size_t)(r * src->shape[1]) * esz, (const char *)src->data + (size_t)(r * src->stride[0]) * esz,
+               (size_t)src->shape[1] * esz);
+    return RF_OK;
+}
+
+static int cpu_begin(rf_backend *be, rf_err *err)
+{
+    return RF_OK;
+}
+
+static int cpu_end(rf_backend *be, int submit, rf_err *err)
+{
+    return RF_OK;
+}
+
 /* ---- lifetime ---- */
 
 static void cpu_destroy(rf_backend *be)
@@ -538,6 +588,13 @@ static void cpu_destroy(rf_backend *be)
 static const rf_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .host_addressable = 1,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_free = cpu_buffer_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .begin = cpu_begin,
+    .end = cpu_end,
     .linear_prepare = cpu_linear_prepare,
     .linear_release = cpu_linear_release,
     .linear = cpu_linear,

@@ -46,6 +46,10 @@ static size_t activation_bytes(const rf_model *m, int64_t B, int64_t T)
 {
     int64_t C = m->info.hidden, I = m->info.intermediate, N = B * T;
     int64_t floats = N * C * 3      /* x, normed, attention output */
+                     + N * 3        /* inputs: ids, mask, types (or pixels, counted next) */
+                     + (m->info.arch != RF_ARCH_BERT ? B * m->info.channels * (T - 1) *
+                                                           (int64_t)m->info.patch_size * m->info.patch_size
+                                                     : 0)
                      + N * 3 * C    /* qkv */
                      + N * I        /* mlp hidden */
                      + T * C        /* interpolated position table */
@@ -60,8 +64,16 @@ int rf_model_reserve(rf_model *m, int64_t B, int64_t T, rf_err *err)
     rf_arena_reset(&m->activations);
     if (m->activations.size >= need)
         return RF_OK;
-    rf_arena_free(&m->activations);
-    return rf_arena_init(&m->activations, need, err);
+    if (m->activations_buf)
+        m->be->ops->buffer_free(m->be, m->activations_buf);
+    m->activations_buf = NULL;
+    rf_arena_wrap(&m->activations, NULL, 0);
+    void *base;
+    int rc = m->be->ops->buffer_alloc(m->be, need, &m->activations_buf, &base, err);
+    if (rc)
+        return rc;
+    rf_arena_wrap(&m->activations, base, need);
+    return RF_OK;
 }
 
 static int alloc2(rf_model *m, rf_tensor *t, int64_t rows, int64_t cols, rf_err *err)
@@ -73,68 +85,70 @@ static int alloc2(rf_model *m, rf_tensor *t, int64_t rows, int64_t cols, rf_err 
     return RF_OK;
 }
 
-/* Position table for a gh x gw patch grid: the stored one, or (Dinov2) the
- * stored grid resized bicubically as transformers does. */
-static int position_table(rf_model *m, int64_t gh, int64_t gw, int64_t H, int64_t W, rf_tensor *pos,
-                          rf_err *err)
+/* Position embeddings of the patches for a gh x gw grid ([gh*gw, C]): the
+ * stored ones, or (Dinov2) the stored grid resized bicubically as
+ * transformers does. The CLS row is always the stored row 0. */
+static int patch_positions(rf_model *m, int64_t gh, int64_t gw, int64_t H, int64_t W, rf_tensor *pos,
+                           rf_err *err)
 {
     int64_t C = m->info.hidden;
     if (gh == m->grid_h && gw == m->grid_w && (H == W || !m->interpolate_pos)) {
-        *pos = m->pos;
+        *pos = view2(&m->pos, 1, gh * gw, C, C);
         return RF_OK;
     }
     if (!m->interpolate_pos)
         return rf_err_set(err, RF_EINVAL, "input %lldx%lld does not match the model's image size %d",
                           (long long)H, (long long)W, m->info.image_size);
-    int rc = alloc2(m, pos, 1 + gh * gw, C, err);
+    int rc = alloc2(m, pos, gh * gw, C, err);
     if (rc)
         return rc;
-    memcpy(pos->data, m->pos.data, (size_t)C * sizeof(float));
     /* [grid*grid, C] rows read as a channels-first [C, grid_h, grid_w] image */
     rf_tensor src = {.dtype = RF_F32, .ndim = 3, .shape = {C, m->grid_h, m->grid_w},
                      .stride = {1, (int64_t)m->grid_w * C, C}, .data = (float *)m->pos.data + C};
     rf_tensor dst = {.dtype = RF_F32, .ndim = 3, .shape = {C, gh, gw}, .stride = {1, gw * C, C},
-                     .data = (float *)pos->data + C};
+                     .data = pos->data};
     return OPS(m)->interp_bicubic(m->be, &dst, &src, err);
 }
 
-static int vision_embed(rf_model *m, const rf_tensor *px, rf_tensor *x, int64_t *T_out, rf_err *err)
+/* A copy of host tensor t in the activation arena. */
+static int upload_input(rf_model *m, const rf_tensor *t, rf_tensor *dev, rf_err *err)
+{
+    *dev = rf_arena_tensor(&m->activations, t->dtype, t->ndim, t->shape);
+    if (!dev->data)
+        return rf_err_set(err, RF_ENOMEM, "activation arena exhausted");
+    return OPS(m)->upload(m->be, dev, t->data, err);
+}
+
+/* One pass's sizes and its inputs, copied into the activation arena. */
+typedef struct pass {
+    int64_t B, T;
+    int64_t H, W, gh, gw; /* vision */
+    rf_tensor pixels, ids, types, mask; /* absent ones have data == NULL */
+} pass;
+
+static int prepare_vision(rf_model *m, const rf_tensor *px, pass *p, rf_err *err)
 {
     if (px->dtype != RF_F32 || px->ndim != 4 || !rf_tensor_is_contiguous(px))
         return rf_err_set(err, RF_EINVAL, "pixel_values must be a contiguous f32 [batch, channels, height, width]");
-    int64_t B = px->shape[0], Cin = px->shape[1], H = px->shape[2], W = px->shape[3];
+    int64_t Cin = px->shape[1];
     int P = m->info.patch_size;
-    if (B < 1 || Cin != m->info.channels)
+    p->B = px->shape[0];
+    p->H = px->shape[2];
+    p->W = px->shape[3];
+    if (p->B < 1 || Cin != m->info.channels)
         return rf_err_set(err, RF_EINVAL, "pixel_values has %lld channels, the model expects %d",
                           (long long)Cin, m->info.channels);
-    if (H < P || W < P || H % P || W % P)
+    if (p->H < P || p->W < P || p->H % P || p->W % P)
         return rf_err_set(err, RF_EINVAL, "image %lldx%lld is not a multiple of the patch size %d",
-                          (long long)H, (long long)W, P);
-    int64_t gh = H / P, gw = W / P, T = 1 + gh * gw, C = m->info.hidden;
-    if (T > (1 << 20))
-        return rf_err_set(err, RF_EINVAL, "image %lldx%lld gives too many patches", (long long)H, (long long)W);
-    int rc = rf_model_reserve(m, B, T, err);
-    if (!rc)
-        rc = alloc2(m, x, B * T, C, err);
-    rf_tensor pos = {0};
-    if (!rc)
-        rc = position_table(m, gh, gw, H, W, &pos, err);
-    if (rc)
-        return rc;
-    rf_tensor patches = view3(x, B, T - 1, C, C, C);
-    patches.stride[0] = T * C; /* rows 1..T-1 of each sequence */
-    if ((rc = OPS(m)->patch_embed(m->be, &patches, px, &m->patch, P, err)))
-        return rc;
-    rf_tensor cls = view2(&m->cls, 0, 1, C, C);
-    rf_tensor pos0 = view2(&pos, 0, 1, C, C), posr = view2(&pos, 1, T - 1, C, C);
-    for (int64_t b = 0; b < B; b++) {
-        rf_tensor row0 = view2(x, b * T, 1, C, C), rest = view2(x, b * T + 1, T - 1, C, C);
-        if ((rc = OPS(m)->add(m->be, &row0, &cls, &pos0, err)) ||
-            (rc = OPS(m)->add(m->be, &rest, &rest, &posr, err)))
-            return rc;
-    }
-    *T_out = T;
-    return RF_OK;
+                          (long long)p->H, (long long)p->W, P);
+    p->gh = p->H / P;
+    p->gw = p->W / P;
+    p->T = 1 + p->gh * p->gw;
+    if (p->T > (1 << 20))
+        return rf_err_set(err, RF_EINVAL, "image %lldx%lld gives too many patches", (long long)p->H,
+                          (long long)p->W);
+    int rc = rf_model_reserve(m, p->B, p->T, err);
+    return rc ? rc : upload_input(m, px, &p->pixels, err);
 }
 
 static int check_ids(const rf_tensor *t, const char *name, int64_t B, int64_t T, rf_err *err)
@@ -158,34 +172,70 @@ static int check_range(const rf_tensor *t, const char *name, int64_t limit, rf_e
     return RF_OK;
 }
 
-static int text_embed(rf_model *m, const rf_model_inputs *in, rf_tensor *x, int64_t *T_out, rf_err *err)
+static int prepare_text(rf_model *m, const rf_model_inputs *in, pass *p, rf_err *err)
 {
     const rf_tensor *ids = in->input_ids;
     int rc = check_ids(ids, "input_ids", -1, -1, err);
     if (rc)
         return rc;
-    int64_t B = ids->shape[0], T = ids->shape[1], C = m->info.hidden;
-    if (B < 1 || T < 1)
+    p->B = ids->shape[0];
+    p->T = ids->shape[1];
+    if (p->B < 1 || p->T < 1)
         return rf_err_set(err, RF_EINVAL, "input_ids is empty");
-    if (T > m->info.max_positions)
-        return rf_err_set(err, RF_EINVAL, "%lld tokens exceed the model's %d positions", (long long)T,
+    if (p->T > m->info.max_positions)
+        return rf_err_set(err, RF_EINVAL, "%lld tokens exceed the model's %d positions", (long long)p->T,
                           m->info.max_positions);
-    if ((in->attention_mask && (rc = check_ids(in->attention_mask, "attention_mask", B, T, err))) ||
-        (in->token_type_ids && (rc = check_ids(in->token_type_ids, "token_type_ids", B, T, err))))
+    if ((in->attention_mask && (rc = check_ids(in->attention_mask, "attention_mask", p->B, p->T, err))) ||
+        (in->token_type_ids && (rc = check_ids(in->token_type_ids, "token_type_ids", p->B, p->T, err))))
         return rc;
+    /* ids are checked on the host: a device cannot report which one was bad */
     if ((rc = check_range(ids, "input_ids", m->info.vocab_size, err)) ||
         (in->token_type_ids && (rc = check_range(in->token_type_ids, "token_type_ids", m->type_emb.shape[0], err))))
         return rc;
-    rf_tensor types;
-    if ((rc = rf_model_reserve(m, B, T, err)) || (rc = alloc2(m, x, B * T, C, err)) ||
-        (rc = alloc2(m, &types, B * T, C, err)))
+    if ((rc = rf_model_reserve(m, p->B, p->T, err)) || (rc = upload_input(m, ids, &p->ids, err)) ||
+        (in->token_type_ids && (rc = upload_input(m, in->token_type_ids, &p->types, err))) ||
+        (in->attention_mask && (rc = upload_input(m, in->attention_mask, &p->mask, err))))
         return rc;
-    int64_t n = B * T;
-    rf_tensor flat_ids = rf_tensor_make(RF_I32, ids->data, 1, &n);
+    return RF_OK;
+}
+
+/* x [B*T, C] = [CLS; patch embeddings] + position embeddings. */
+static int vision_embed(rf_model *m, const pass *p, rf_tensor *x, rf_err *err)
+{
+    int64_t B = p->B, T = p->T, C = m->info.hidden;
+    rf_tensor posr = {0};
+    int rc = alloc2(m, x, B * T, C, err);
+    if (!rc)
+        rc = patch_positions(m, p->gh, p->gw, p->H, p->W, &posr, err);
+    if (rc)
+        return rc;
+    rf_tensor patches = view3(x, B, T - 1, C, C, C);
+    patches.stride[0] = T * C; /* rows 1..T-1 of each sequence */
+    if ((rc = OPS(m)->patch_embed(m->be, &patches, &p->pixels, &m->patch, m->info.patch_size, err)))
+        return rc;
+    rf_tensor cls = view2(&m->cls, 0, 1, C, C), pos0 = view2(&m->pos, 0, 1, C, C);
+    for (int64_t b = 0; b < B; b++) {
+        rf_tensor row0 = view2(x, b * T, 1, C, C), rest = view2(x, b * T + 1, T - 1, C, C);
+        if ((rc = OPS(m)->add(m->be, &row0, &cls, &pos0, err)) ||
+            (rc = OPS(m)->add(m->be, &rest, &rest, &posr, err)))
+            return rc;
+    }
+    return RF_OK;
+}
+
+/* x [B*T, C] = LayerNorm(word + position + token type embeddings). */
+static int text_embed(rf_model *m, const pass *p, rf_tensor *x, rf_err *err)
+{
+    int64_t B = p->B, T = p->T, C = m->info.hidden, n = B * T;
+    rf_tensor types;
+    int rc;
+    if ((rc = alloc2(m, x, n, C, err)) || (rc = alloc2(m, &types, n, C, err)))
+        return rc;
+    rf_tensor flat_ids = rf_tensor_make(RF_I32, p->ids.data, 1, &n);
     if ((rc = OPS(m)->embedding(m->be, x, &m->word_emb, &flat_ids, err)))
         return rc;
-    if (in->token_type_ids) {
-        rf_tensor flat_tt = rf_tensor_make(RF_I32, in->token_type_ids->data, 1, &n);
+    if (p->types.data) {
+        rf_tensor flat_tt = rf_tensor_make(RF_I32, p->types.data, 1, &n);
         if ((rc = OPS(m)->embedding(m->be, &types, &m->type_emb, &flat_tt, err)) ||
             (rc = OPS(m)->add(m->be, x, x, &types, err)))
             return rc;
@@ -200,7 +250,6 @@ static int text_embed(rf_model *m, const rf_model_inputs *in, rf_tensor *x, int6
         if ((rc = OPS(m)->add(m->be, &xb, &xb, &pos, err)))
             return rc;
     }
-    *T_out = T;
     return OPS(m)->layernorm(m->be, x, x, &m->emb_ln_g, &m->emb_ln_b, m->eps, err);
 }
 
@@ -256,17 +305,76 @@ static int block_forward(rf_model *m, const rf_block *blk, rf_tensor *x, int64_t
     return rc;
 }
 
-/* Copies a 2-D view into a new malloc'd contiguous tensor. */
-static int export2(const rf_tensor *src, int64_t d0, int64_t d1, int64_t d2, int ndim, rf_tensor *out,
-                   rf_err *err)
+/* Where a pass leaves its results: views into the activation arena. */
+typedef struct results {
+    rf_tensor hidden, pooled, logits; /* absent ones have data == NULL */
+} results;
+
+/* Every operation of one pass, from embeddings to pooled outputs. */
+static int run_pass(rf_model *m, const pass *p, results *r, rf_err *err)
 {
-    int64_t shape[3] = {d0, d1, d2};
-    int64_t rows = src->shape[0], cols = src->shape[1];
-    float *data = malloc((size_t)(rows * cols) * sizeof(float));
+    const rf_backend_ops *o = OPS(m);
+    int64_t B = p->B, T = p->T, C = m->info.hidden, N = B * T;
+    rf_tensor x, normed, qkv, att, hidden, tmp;
+    int rc = m->info.arch == RF_ARCH_BERT ? text_embed(m, p, &x, err) : vision_embed(m, p, &x, err);
+    if (rc || (rc = alloc2(m, &normed, N, C, err)) || (rc = alloc2(m, &qkv, N, 3 * C, err)) ||
+        (rc = alloc2(m, &att, N, C, err)) || (rc = alloc2(m, &hidden, N, m->info.intermediate, err)) ||
+        (rc = alloc2(m, &tmp, B, C, err)))
+        return rc;
+    const rf_tensor *mask = p->mask.data ? &p->mask : NULL;
+    for (int i = 0; i < m->info.layers; i++)
+        if ((rc = block_forward(m, &m->blocks[i], &x, B, T, mask, &normed, &qkv, &att, &hidden, err)))
+            return rc;
+    if (m->final_ln_g.data && (rc = o->layernorm(m->be, &x, &x, &m->final_ln_g, &m->final_ln_b, m->eps, err)))
+        return rc;
+    r->hidden = x;
+    /* the CLS row of every sequence, as a [B, C] view with stride T*C */
+    rf_tensor cls = view2(&x, 0, B, C, T * C);
+    if (m->pooler_is_cls) {
+        r->pooled = cls;
+    } else if (m->pooler.w.data) {
+        if ((rc = alloc2(m, &r->pooled, B, C, err)) ||
+            (rc = o->linear(m->be, &r->pooled, &cls, &m->pooler, RF_ACT_TANH, NULL, err)))
+            return rc;
+    }
+    if (!m->head.w.data)
+        return RF_OK;
+    rf_tensor feat = cls;
+    if (m->pool_avg) {
+        /* mean of the patch tokens: ones[1, T-1] x tokens[T-1, C] / (T-1) */
+        rf_tensor avg;
+        if ((rc = alloc2(m, &avg, B, C, err)))
+            return rc;
+        for (int64_t b = 0; b < B; b++) {
+            rf_tensor tok = view3(&x, 1, T - 1, C, C, (b * T + 1) * C);
+            rf_tensor dst = view3(&avg, 1, 1, C, C, b * C);
+            if ((rc = o->matmul(m->be, &dst, &m->pool_ones, &tok, 0, 0, 1.0f / (float)(T - 1), err)))
+                return rc;
+        }
+        feat = avg;
+    }
+    if (m->fc_norm_g.data) {
+        if ((rc = o->layernorm(m->be, &tmp, &feat, &m->fc_norm_g, &m->fc_norm_b, m->eps, err)))
+            return rc;
+        feat = tmp;
+    }
+    if ((rc = alloc2(m, &r->logits, B, m->info.num_classes, err)))
+        return rc;
+    return o->linear(m->be, &r->logits, &feat, &m->head, RF_ACT_NONE, NULL, err);
+}
+
+/* A 2-D device view into a new malloc'd host tensor of the given shape. */
+static int download(rf_model *m, const rf_tensor *src, int ndim, const int64_t *shape, rf_tensor *out,
+                    rf_err *err)
+{
+    float *data = malloc((size_t)(src->shape[0] * src->shape[1]) * sizeof(float));
     if (!data)
         return rf_err_set(err, RF_ENOMEM, "cannot allocate an output tensor");
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(data + r * cols, (const float *)src->data + r * src->stride[0], (size_t)cols * sizeof(float));
+    int rc = OPS(m)->download(m->be, data, src, err);
+    if (rc) {
+        free(data);
+        return rc;
+    }
     *out = rf_tensor_make(RF_F32, data, ndim, shape);
     return RF_OK;
 }
@@ -279,69 +387,27 @@ int rf_model_forward(rf_model *m, const rf_model_inputs *in, rf_model_outputs *o
         return rf_err_set(err, RF_EINVAL, "%s needs pixel_values", rf_arch_name(m->info.arch));
     if (!vision && !in->input_ids)
         return rf_err_set(err, RF_EINVAL, "%s needs input_ids", rf_arch_name(m->info.arch));
-    rf_tensor x, normed, qkv, att, hidden, tmp;
-    int64_t T = 0, C = m->info.hidden;
-    int rc = vision ? vision_embed(m, in->pixel_values, &x, &T, err) : text_embed(m, in, &x, &T, err);
-    if (rc)
+    pass p;
+    memset(&p, 0, sizeof p);
+    int rc = vision ? prepare_vision(m, in->pixel_values, &p, err) : prepare_text(m, in, &p, err);
+    if (rc || (rc = OPS(m)->begin(m->be, err)))
         return rc;
-    int64_t N = x.shape[0], B = N / T;
-    if ((rc = alloc2(m, &normed, N, C, err)) || (rc = alloc2(m, &qkv, N, 3 * C, err)) ||
-        (rc = alloc2(m, &att, N, C, err)) || (rc = alloc2(m, &hidden, N, m->info.intermediate, err)) ||
-        (rc = alloc2(m, &tmp, B, C, err)))
+    results r;
+    memset(&r, 0, sizeof r);
+    rc = run_pass(m, &p, &r, err);
+    if (rc) {
+        OPS(m)->end(m->be, 0, NULL);
         return rc;
-    const rf_tensor *mask = vision ? NULL : in->attention_mask;
-    for (int i = 0; i < m->info.layers; i++)
-        if ((rc = block_forward(m, &m->blocks[i], &x, B, T, mask, &normed, &qkv, &att, &hidden, err)))
-            return rc;
-    const rf_backend_ops *o = OPS(m);
-    if (m->final_ln_g.data && (rc = o->layernorm(m->be, &x, &x, &m->final_ln_g, &m->final_ln_b, m->eps, err)))
-        return rc;
-    /* the CLS row of every sequence, as a [B, C] view with stride T*C */
-    rf_tensor cls = view2(&x, 0, B, C, T * C);
-    rf_tensor pooled;
-    memset(&pooled, 0, sizeof pooled);
-    if (m->pooler_is_cls) {
-        pooled = cls;
-    } else if (m->pooler.w.data) {
-        if ((rc = alloc2(m, &pooled, B, C, err)) ||
-            (rc = o->linear(m->be, &pooled, &cls, &m->pooler, RF_ACT_TANH, NULL, err)))
-            return rc;
     }
-    rf_tensor logits;
-    memset(&logits, 0, sizeof logits);
-    if (m->head.w.data) {
-        rf_tensor feat = cls;
-        if (m->pool_avg) {
-            /* mean of the patch tokens: ones[1, T-1] x tokens[T-1, C] / (T-1) */
-            rf_tensor ones, avg;
-            int64_t oshape[3] = {1, 1, T - 1};
-            ones = rf_arena_tensor(&m->activations, RF_F32, 3, oshape);
-            if (!ones.data || (rc = alloc2(m, &avg, B, C, err)))
-                return rc ? rc : rf_err_set(err, RF_ENOMEM, "activation arena exhausted");
-            for (int64_t i = 0; i < T - 1; i++)
-                ((float *)ones.data)[i] = 1.0f;
-            for (int64_t b = 0; b < B; b++) {
-                rf_tensor tok = view3(&x, 1, T - 1, C, C, (b * T + 1) * C);
-                rf_tensor dst = view3(&avg, 1, 1, C, C, b * C);
-                if ((rc = o->matmul(m->be, &dst, &ones, &tok, 0, 0, 1.0f / (float)(T - 1), err)))
-                    return rc;
-            }
-            feat = avg;
-        }
-        if (m->fc_norm_g.data) {
-            if ((rc = o->layernorm(m->be, &tmp, &feat, &m->fc_norm_g, &m->fc_norm_b, m->eps, err)))
-                return rc;
-            feat = tmp;
-        }
-        if ((rc = alloc2(m, &logits, B, m->info.num_classes, err)) ||
-            (rc = o->linear(m->be, &logits, &feat, &m->head, RF_ACT_NONE, NULL, err)))
-            return rc;
-    }
-    rc = export2(&x, B, T, C, 3, &out->last_hidden_state, err);
-    if (!rc && pooled.data)
-        rc = export2(&pooled, B, C, 0, 2, &out->pooler_output, err);
-    if (!rc && logits.data)
-        rc = export2(&logits, B, m->info.num_classes, 0, 2, &out->logits, err);
+    if ((rc = OPS(m)->end(m->be, 1, err)))
+        return rc;
+    int64_t C = m->info.hidden, hshape[3] = {p.B, p.T, C}, pshape[2] = {p.B, C},
+            lshape[2] = {p.B, m->info.num_classes};
+    rc = download(m, &r.hidden, 3, hshape, &out->last_hidden_state, err);
+    if (!rc && r.pooled.data)
+        rc = download(m, &r.pooled, 2, pshape, &out->pooler_output, err);
+    if (!rc && r.logits.data)
+        rc = download(m, &r.logits, 2, lshape, &out->logits, err);
     if (rc)
         rf_model_outputs_free(out);
     return rc;

@@ -54,9 +54,15 @@ struct rf_model {
     char *weight_files[256]; /* paths, for checksums */
     int nweight_files;
 
+    rf_tensor pool_ones; /* timm avg pooling: ones[grid_h * grid_w] */
+
     rf_arena weights;     /* every weight, f32, sized at load */
     rf_arena activations; /* forward-pass scratch, sized before each pass */
+    rf_buffer *weights_buf, *activations_buf; /* backend memory under the arenas */
 };
+
+/* Calls fn on every weight tensor of the model (absent ones included). */
+void rf_model_for_each_weight(rf_model *m, void (*fn)(rf_tensor *t, void *ctx), void *ctx);
 
 /* Empties the activation arena and makes it hold a pass over B sequences of
  * T tokens; it only grows (once) when the input is larger than any before. */

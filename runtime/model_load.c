@@ -850,6 +850,15 @@ static int build_timm(loader *L, config *c, const char *arch)
         (rc = bind_linear(L, &m->head, nm->head, 0, 0, -1, C)))
         return rc;
     info->num_classes = m->head.w.data ? (int)m->head.w.shape[0] : 0;
+    if (m->pool_avg) {
+        /* the patch-token mean is a product with ones: keep them with the weights */
+        int64_t shape[3] = {1, 1, (int64_t)m->grid_h * m->grid_w};
+        m->pool_ones = rf_arena_tensor(&m->weights, RF_F32, 3, shape);
+        if (!m->pool_ones.data)
+            return rf_err_set(L->err, RF_ENOMEM, "%s: weight arena exhausted", L->dir);
+        for (int64_t i = 0; i < shape[2]; i++)
+            ((float *)m->pool_ones.data)[i] = 1.0f;
+    }
     int classes = info->num_classes;
     if ((rc = cfg_int(c, "num_classes", 0, classes, 0, 1 << 24, &classes)))
         return rc;
@@ -881,6 +890,56 @@ static int prepare_linears(rf_model *m, rf_err *err)
     return RF_OK;
 }
 
+void rf_model_for_each_weight(rf_model *m, void (*fn)(rf_tensor *t, void *ctx), void *ctx)
+{
+    rf_tensor *singles[] = {&m->cls, &m->pos, &m->patch.w, &m->patch.b, &m->word_emb, &m->pos_emb,
+                            &m->type_emb, &m->emb_ln_g, &m->emb_ln_b, &m->final_ln_g, &m->final_ln_b,
+                            &m->pooler.w, &m->pooler.b, &m->fc_norm_g, &m->fc_norm_b, &m->head.w,
+                            &m->head.b, &m->pool_ones};
+    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++)
+        fn(singles[i], ctx);
+    for (int i = 0; m->blocks && i < m->info.layers; i++) {
+        rf_block *b = &m->blocks[i];
+        rf_tensor *ts[] = {&b->qkv.w, &b->qkv.b, &b->proj.w, &b->proj.b, &b->fc1.w, &b->fc1.b, &b->fc2.w,
+                           &b->fc2.b, &b->ln1_g, &b->ln1_b, &b->ln2_g, &b->ln2_b, &b->ls1, &b->ls2};
+        for (size_t j = 0; j < sizeof ts / sizeof ts[0]; j++)
+            fn(ts[j], ctx);
+    }
+}
+
+typedef struct relocation {
+    uint8_t *from, *to;
+} relocation;
+
+static void relocate(rf_tensor *t, void *ctx)
+{
+    const relocation *r = ctx;
+    if (t->data)
+        t->data = r->to + ((uint8_t *)t->data - r->from);
+}
+
+/* Copies the host weight arena to backend memory in one upload and points
+ * every weight tensor there; the host copy is freed. */
+static int move_weights_to_device(rf_model *m, rf_err *err)
+{
+    rf_backend *be = m->be;
+    size_t bytes = (m->weights.used + 3) & ~(size_t)3;
+    void *dev;
+    int rc = be->ops->buffer_alloc(be, bytes ? bytes : 4, &m->weights_buf, &dev, err);
+    if (rc)
+        return rc;
+    int64_t n = (int64_t)(bytes / 4);
+    rf_tensor all = rf_tensor_make(RF_F32, dev, 1, &n);
+    if ((rc = be->ops->upload(be, &all, m->weights.base, err)))
+        return rc;
+    relocation r = {m->weights.base, dev};
+    rf_model_for_each_weight(m, relocate, &r);
+    rf_arena_free(&m->weights);
+    rf_arena_wrap(&m->weights, dev, bytes);
+    m->weights.used = bytes;
+    return RF_OK;
+}
+
 void rf_model_release(rf_model *m)
 {
     if (m->be) {
@@ -898,11 +957,16 @@ void rf_model_release(rf_model *m)
     }
     free(m->blocks);
     m->blocks = NULL;
+    rf_arena_free(&m->weights);
+    rf_arena_free(&m->activations);
+    if (m->be && m->weights_buf)
+        m->be->ops->buffer_free(m->be, m->weights_buf);
+    if (m->be && m->activations_buf)
+        m->be->ops->buffer_free(m->be, m->activations_buf);
+    m->weights_buf = m->activations_buf = NULL;
     for (int i = 0; i < m->nweight_files; i++)
         free(m->weight_files[i]);
     m->nweight_files = 0;
-    rf_arena_free(&m->weights);
-    rf_arena_free(&m->activations);
 }
 
 int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
@@ -956,6 +1020,8 @@ int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
     }
     if (!rc)
         rc = prepare_linears(m, err);
+    if (!rc && !be->ops->host_addressable)
+        rc = move_weights_to_device(m, err);
     if (!rc) /* sized at load for one input of the model's own size */
         rc = rf_model_reserve(m, 1, m->info.arch == RF_ARCH_BERT ? m->info.max_positions
                                                                  : 1 + (int64_t)m->grid_h * m->grid_w, err);

@@ -94,12 +94,21 @@ int rf_arena_init(rf_arena *a, size_t size, rf_err *err)
     if (!a->base)
         return rf_err_set(err, RF_ENOMEM, "cannot allocate an arena of %zu bytes", size);
     a->size = size;
+    a->owns = 1;
     return RF_OK;
+}
+
+void rf_arena_wrap(rf_arena *a, void *base, size_t size)
+{
+    memset(a, 0, sizeof *a);
+    a->base = base;
+    a->size = size;
 }
 
 void rf_arena_free(rf_arena *a)
 {
-    free(a->base);
+    if (a->owns)
+        free(a->base);
     memset(a, 0, sizeof *a);
 }
 

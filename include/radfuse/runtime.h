@@ -91,9 +91,13 @@ typedef struct rf_arena {
     size_t size;
     size_t used;
     size_t peak;
+    int owns; /* base was allocated by rf_arena_init */
 } rf_arena;
 
 int rf_arena_init(rf_arena *a, size_t size, rf_err *err);
+/* An arena over memory the caller owns (e.g. a backend buffer; base may be a
+ * device address, which the arena only does arithmetic on). */
+void rf_arena_wrap(rf_arena *a, void *base, size_t size);
 void rf_arena_free(rf_arena *a);
 void *rf_arena_alloc(rf_arena *a, size_t bytes); /* 64-byte aligned */
 void rf_arena_reset(rf_arena *a);
