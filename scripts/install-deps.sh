@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages radfuse needs, and only those missing.
-# Idempotent: prints what it installs, or nothing to do. Run as root (or with sudo available).
+# Idempotent: prints the packages it installs; prints nothing when none is missing.
+# Run as root (or with sudo available).
 #   scripts/install-deps.sh          build and test dependencies
 #   scripts/install-deps.sh --bench  also the benchmark's peer (PyTorch with OpenBLAS)
 set -euo pipefail
 
 packages=(
-  gcc make cmake ninja-build pkg-config   # toolchain
+  gcc libc6-dev cmake ninja-build pkg-config   # toolchain (gcc only recommends libc6-dev)
   libcjson-dev                            # config.json and safetensors headers
 )
 if [[ "${1:-}" == "--bench" ]]; then
