@@ -17,7 +17,7 @@ static const char usage[] =
     "      Architecture, sizes, parameter count, dtypes and the SHA-256 of the\n"
     "      weight files of a checkpoint directory (config.json + safetensors).\n"
     "  model run DIR --input IN.safetensors --output OUT.safetensors\n"
-    "            [--device cpu] [--threads N]\n"
+    "            [--device D] [--threads N]\n"
     "      Runs the encoder on the tensors of IN named pixel_values (and\n"
     "      pixel_values_b) or input_ids / attention_mask / token_type_ids, and\n"
     "      writes last_hidden_state, pooler_output (timm: features, logits) and\n"
@@ -34,7 +34,11 @@ static const char usage[] =
     "  --help       this text\n"
     "  --version    the version\n"
     "\n"
-    "Environment: RADFUSE_DEVICE sets the default for --device.\n"
+    "Devices (--device, or RADFUSE_DEVICE): cpu; vulkan (the best Vulkan device);\n"
+    "vulkan:N; auto (default: a Vulkan GPU if there is one, else the CPU). Where\n"
+    "Vulkan is asked for and cannot run, radfuse warns once and uses the CPU.\n"
+    "RADFUSE_PROFILE=1 prints per-kernel GPU times; RADFUSE_VK_VALIDATION=1 runs\n"
+    "the Khronos validation layer and fails on any message.\n"
     "Exit status: 0 on success, 2 on bad input or usage (one line on stderr).\n";
 
 int cli_fail(const char *fmt, ...)
@@ -65,10 +69,12 @@ int cli_backend(rf_backend **be, const char *device, long threads)
     if (!device)
         device = getenv("RADFUSE_DEVICE");
     if (!device || !*device)
-        device = "cpu";
+        device = "auto";
     rf_err err;
     if (rf_backend_create(be, device, (int)threads, &err))
         return cli_fail("%s", err.msg);
+    if (rf_backend_warning(*be))
+        fprintf(stderr, "radfuse: warning: %s\n", rf_backend_warning(*be));
     return 0;
 }
 

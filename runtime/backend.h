@@ -116,6 +116,8 @@ typedef struct rf_backend_ops {
 struct rf_backend {
     const rf_backend_ops *ops;
     void *impl;
+    char description[300]; /* e.g. "vulkan (NVIDIA H100)" */
+    char warning[RF_ERR_MAX]; /* why another device than the one asked for runs, or "" */
 };
 
 /* The CPU backend. threads = 0 means one per online core. */

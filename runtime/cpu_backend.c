@@ -8,6 +8,7 @@
  * creation, so no operation allocates.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -632,6 +633,7 @@ int rf_cpu_backend_create(rf_backend **out, int threads, rf_err *err)
         cpu_destroy(be);
         return rc;
     }
+    snprintf(be->description, sizeof be->description, "cpu (%d threads)", rf_pool_threads(c->pool));
     *out = be;
     return RF_OK;
 }

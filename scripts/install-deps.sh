@@ -9,6 +9,8 @@ set -euo pipefail
 packages=(
   gcc libc6-dev cmake ninja-build pkg-config   # toolchain (gcc only recommends libc6-dev)
   libcjson-dev                            # config.json and safetensors headers
+  libvulkan-dev glslc                     # Vulkan headers and loader, GLSL -> SPIR-V
+  mesa-vulkan-drivers vulkan-validationlayers  # lavapipe (Vulkan on the CPU) and validation, for tests
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)

@@ -187,3 +187,39 @@ char *test_read_file(const char *path, size_t *n)
     }
     return buf;
 }
+
+int test_dev_alloc(rf_backend *be, test_dev *d, rf_dtype dtype, int ndim, const int64_t *shape, const void *host)
+{
+    rf_err err;
+    memset(d, 0, sizeof *d);
+    d->t = rf_tensor_make(dtype, NULL, ndim, shape);
+    size_t bytes = (size_t)rf_tensor_numel(&d->t) * rf_dtype_size(dtype);
+    void *data;
+    if (be->ops->buffer_alloc(be, bytes ? bytes : 4, &d->buf, &data, &err)) {
+        fprintf(stderr, "test_dev_alloc: %s\n", err.msg);
+        return 1;
+    }
+    d->t.data = data;
+    if (host && be->ops->upload(be, &d->t, host, &err)) {
+        fprintf(stderr, "test_dev_alloc: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int test_dev_read(rf_backend *be, const rf_tensor *t, void *host)
+{
+    rf_err err;
+    if (be->ops->download(be, host, t, &err)) {
+        fprintf(stderr, "test_dev_read: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+void test_dev_free(rf_backend *be, test_dev *d)
+{
+    if (d->buf)
+        be->ops->buffer_free(be, d->buf);
+    memset(d, 0, sizeof *d);
+}

@@ -58,3 +58,15 @@ const char *test_tmpdir(char *buf, size_t n);
 void test_write_file(const char *path, const void *data, size_t n);
 /* Reads a whole file into a malloc'd buffer; returns NULL on failure. */
 char *test_read_file(const char *path, size_t *n);
+
+/* Backend memory for tests: a tensor of the given shape in a buffer of its
+ * own on backend be, filled from host data (NULL: left as is). */
+#include "runtime/backend.h"
+typedef struct test_dev {
+    rf_buffer *buf;
+    rf_tensor t;
+} test_dev;
+int test_dev_alloc(rf_backend *be, test_dev *d, rf_dtype dtype, int ndim, const int64_t *shape, const void *host);
+/* Copies d's tensor (or any view of the same backend) back to host memory. */
+int test_dev_read(rf_backend *be, const rf_tensor *t, void *host);
+void test_dev_free(rf_backend *be, test_dev *d);

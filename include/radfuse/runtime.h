@@ -157,10 +157,20 @@ int rf_safetensors_write(const char *path, const rf_st_out *tensors, size_t n, r
 
 typedef struct rf_backend rf_backend;
 
-/* Creates a backend by name: "cpu" (threads = 0 means one per core). */
+/*
+ * Creates a backend by device name: "cpu"; "vulkan" (the best Vulkan device:
+ * discrete GPU > integrated > others > a CPU driver such as lavapipe);
+ * "vulkan:N" (device N); "auto" or NULL (a Vulkan GPU if there is one, else
+ * the CPU). Where Vulkan is asked for but no loader or device works, the CPU
+ * backend is returned and rf_backend_warning says why. threads: CPU threads,
+ * 0 = one per core.
+ */
 int rf_backend_create(rf_backend **out, const char *name, int threads, rf_err *err);
 void rf_backend_destroy(rf_backend *be);
+/* "cpu", or "vulkan (device name)". */
 const char *rf_backend_name(const rf_backend *be);
+/* One line on why the backend is not the device asked for, or NULL. */
+const char *rf_backend_warning(const rf_backend *be);
 
 /* ---- encoder models ---------------------------------------------------- */
 
