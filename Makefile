@@ -1,7 +1,8 @@
 # The two commands of the README, and their parts.
 #   make demo   install what is missing, build, run the demo
 #   make test   install what is missing, build with -Werror, run the whole suite,
-#               then again under AddressSanitizer + UndefinedBehaviorSanitizer
+#               then again under AddressSanitizer + UndefinedBehaviorSanitizer with
+#               the Khronos validation layer on every Vulkan test (any message fails)
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps build demo test test-release test-sanitize bench clean
@@ -29,7 +30,7 @@ test-sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADFUSE_WERROR=ON -DRADFUSE_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+	  RADFUSE_VK_VALIDATION=1 ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
 bench: build
 	@scripts/install-deps.sh --bench

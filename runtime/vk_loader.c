@@ -60,7 +60,8 @@ int rf_vk_load_device(rf_vk_fn *fn, VkDevice dev, rf_err *err)
 
 void rf_vk_unload(rf_vk_fn *fn)
 {
-    if (fn->lib)
-        dlclose(fn->lib);
+    /* The loader stays mapped: drivers keep process-wide state (LLVM in
+     * lavapipe, for one) that does not survive being unloaded and loaded
+     * again, and dlopen of a loaded library is only a reference count. */
     memset(fn, 0, sizeof *fn);
 }

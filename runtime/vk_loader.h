@@ -94,6 +94,7 @@ int rf_vk_load(rf_vk_fn *fn, rf_err *err);
 /* Instance-level functions (the debug ones may stay NULL). */
 int rf_vk_load_instance(rf_vk_fn *fn, VkInstance inst, rf_err *err);
 int rf_vk_load_device(rf_vk_fn *fn, VkDevice dev, rf_err *err);
+/* Forgets the functions; the loader library itself stays loaded. */
 void rf_vk_unload(rf_vk_fn *fn);
 
 #endif

@@ -1,29 +1,211 @@
-/* Matrix products on the Vulkan backend (to be written: see issue 3). */
+/*
+ * Matrix products on the Vulkan backend: linear, matmul and patch_embed all
+ * record shaders/gemm.comp, one tiled fp32 GEMM with arbitrary element
+ * strides for both operands (transposes are stride swaps), a batch index on
+ * the grid's z, and a fused epilogue (alpha, bias, activation, residual).
+ * patch_embed reads the image through the im2col index mapping inside the
+ * shader, so it needs no scratch memory.
+ *
+ * Weights are used in place at their device address: linear_prepare only
+ * checks the weight and leaves l->prepared NULL (the model relocates l->w to
+ * the device before any linear runs).
+ */
 #include "runtime/vk_ops.h"
+
+typedef struct gemm_params {
+    uint64_t c, a, b, bias, res;
+    int32_t M, N, K;
+    int32_t a_sm, a_sk, b_sk, b_sn;
+    int32_t ldc, ldr;
+    int32_t a_batch, b_batch, c_batch;
+    float alpha;
+    int32_t act, flags;
+    int32_t psize, img_w, img_hw, grid_w;
+} gemm_params;
+_Static_assert(sizeof(gemm_params) <= RF_VK_MAX_PUSH, "push constants");
+
+/* gemm.comp's flags and its BM x BN tile */
+#define F_BIAS 1
+#define F_RES 2
+#define F_A_MCONTIG 4
+#define F_B_NCONTIG 8
+#define F_PATCH 16
+#define TILE_M 64
+#define TILE_N 64
+
+static int64_t tiles(int64_t n, int64_t tile)
+{
+    return (n + tile - 1) / tile;
+}
+
+/* Records p over batch batches, splitting the M tiles and the batch into
+ * dispatches the device's grid limits allow (base addresses move instead). */
+static int run_gemm(rf_vk *vk, gemm_params p, int64_t batch, rf_err *err)
+{
+    if (p.M == 0 || p.N == 0 || batch == 0)
+        return RF_OK;
+    if (p.a_sk != 1 && p.a_sm == 1 && !(p.flags & F_PATCH))
+        p.flags |= F_A_MCONTIG;
+    if (p.b_sk != 1 && p.b_sn == 1)
+        p.flags |= F_B_NCONTIG;
+    const uint32_t *limit = vk->props.limits.maxComputeWorkGroupCount;
+    int64_t mt = tiles(p.M, TILE_M), nt = tiles(p.N, TILE_N);
+    if (nt > limit[1])
+        return rf_err_set(err, RF_EUNSUP, "vulkan: GEMM with %d columns exceeds the device's grid", p.N);
+    int64_t m_step = (p.flags & F_PATCH) ? mt : limit[0]; /* patch mode indexes rows itself */
+    for (int64_t z0 = 0; z0 < batch; z0 += limit[2]) {
+        int64_t zn = batch - z0 < limit[2] ? batch - z0 : limit[2];
+        for (int64_t t0 = 0; t0 < mt; t0 += m_step) {
+            int64_t tn = mt - t0 < m_step ? mt - t0 : m_step;
+            int64_t m0 = t0 * TILE_M;
+            gemm_params q = p;
+            q.M = (int32_t)(p.M - m0 < tn * TILE_M ? p.M - m0 : tn * TILE_M);
+            q.a += 4 * (uint64_t)(z0 * p.a_batch + (p.flags & F_PATCH ? 0 : m0 * p.a_sm));
+            q.b += 4 * (uint64_t)(z0 * p.b_batch);
+            q.c += 4 * (uint64_t)(z0 * p.c_batch + m0 * p.ldc);
+            if (p.flags & F_RES)
+                q.res += 4 * (uint64_t)(m0 * p.ldr);
+            int rc = rf_vk_dispatch(vk, "gemm", &q, sizeof q, (uint32_t)tn, (uint32_t)nt, (uint32_t)zn, err);
+            if (rc)
+                return rc;
+        }
+    }
+    return RF_OK;
+}
+
+/* ---- linear ---- */
 
 int rf_vk_linear_prepare(rf_backend *be, rf_linear *l, rf_err *err)
 {
+    if (rf_vk_check_2d(&l->w, "linear", "weight", err))
+        return RF_EINVAL;
+    l->prepared = NULL; /* the fp32 weight is read in place */
     return RF_OK;
 }
 
 void rf_vk_linear_release(rf_backend *be, rf_linear *l)
 {
+    l->prepared = NULL;
 }
 
 int rf_vk_linear(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_linear *l, rf_act act,
                  const rf_tensor *residual, rf_err *err)
 {
-    return rf_err_set(err, RF_EUNSUP, "vulkan: linear is not implemented yet");
+    int rc;
+    if ((rc = rf_vk_check_2d(x, "linear", "input", err)) || (rc = rf_vk_check_2d(y, "linear", "output", err)) ||
+        (rc = rf_vk_check_2d(&l->w, "linear", "weight", err)))
+        return rc;
+    int64_t n = l->w.shape[0], k = l->w.shape[1];
+    if (x->shape[1] != k || y->shape[0] != x->shape[0] || y->shape[1] != n)
+        return rf_err_set(err, RF_EINVAL, "linear: shapes [%lld,%lld] x [%lld,%lld]^T -> [%lld,%lld] do not match",
+                          (long long)x->shape[0], (long long)x->shape[1], (long long)n, (long long)k,
+                          (long long)y->shape[0], (long long)y->shape[1]);
+    if ((unsigned)act > RF_ACT_RELU)
+        return rf_err_set(err, RF_EINVAL, "linear: unknown activation %d", (int)act);
+    gemm_params p = {.c = rf_vk_addr(y), .a = rf_vk_addr(x), .b = rf_vk_addr(&l->w), .M = (int32_t)x->shape[0],
+                     .N = (int32_t)n, .K = (int32_t)k, .a_sm = (int32_t)x->stride[0], .a_sk = 1, .b_sk = 1,
+                     .b_sn = (int32_t)l->w.stride[0], .ldc = (int32_t)y->stride[0], .alpha = 1.0f,
+                     .act = (int32_t)act};
+    if (l->b.data) {
+        if ((rc = rf_vk_check_vec(&l->b, n, "linear", "bias", err)))
+            return rc;
+        p.bias = rf_vk_addr(&l->b);
+        p.flags |= F_BIAS;
+    }
+    if (residual) {
+        if ((rc = rf_vk_check_2d(residual, "linear", "residual", err)))
+            return rc;
+        if (residual->shape[0] != y->shape[0] || residual->shape[1] != n)
+            return rf_err_set(err, RF_EINVAL, "linear: residual shape does not match the output");
+        p.res = rf_vk_addr(residual);
+        p.ldr = (int32_t)residual->stride[0];
+        p.flags |= F_RES;
+    }
+    return run_gemm(rf_vk_of(be), p, 1, err);
+}
+
+/* ---- batched matmul ---- */
+
+/* A 3-D operand whose largest element offset fits the shader's int. */
+static int check_3d(const rf_tensor *t, rf_err *err)
+{
+    if (!t || !t->data || t->dtype != RF_F32 || t->ndim != 3 || (t->shape[2] > 1 && t->stride[2] != 1))
+        return rf_err_set(err, RF_EINVAL, "matmul: operands must be 3-D f32 with contiguous rows");
+    int64_t span = 1;
+    for (int d = 0; d < 3; d++) {
+        if (t->shape[d] > 1 && (t->stride[d] < 0 || t->stride[d] > INT32_MAX))
+            return rf_err_set(err, RF_EUNSUP, "matmul: stride %lld is not supported", (long long)t->stride[d]);
+        if (t->shape[d] > 0)
+            span += (t->shape[d] - 1) * t->stride[d];
+    }
+    return rf_vk_check_index(span, "matmul", err);
+}
+
+/* A stride as the shader's int: 0 where the extent makes it irrelevant. */
+static int32_t stride32(const rf_tensor *t, int d)
+{
+    return t->shape[d] > 1 ? (int32_t)t->stride[d] : 0;
 }
 
 int rf_vk_matmul(rf_backend *be, rf_tensor *c, const rf_tensor *a, const rf_tensor *b, int trans_a, int trans_b,
                  float alpha, rf_err *err)
 {
-    return rf_err_set(err, RF_EUNSUP, "vulkan: matmul is not implemented yet");
+    int rc;
+    if ((rc = check_3d(a, err)) || (rc = check_3d(b, err)) || (rc = check_3d(c, err)))
+        return rc;
+    int64_t batch = c->shape[0];
+    int64_t m = trans_a ? a->shape[2] : a->shape[1];
+    int64_t k = trans_a ? a->shape[1] : a->shape[2];
+    int64_t kb = trans_b ? b->shape[2] : b->shape[1];
+    int64_t n = trans_b ? b->shape[1] : b->shape[2];
+    if (a->shape[0] != batch || b->shape[0] != batch || k != kb || c->shape[1] != m || c->shape[2] != n)
+        return rf_err_set(err, RF_EINVAL, "matmul: shapes do not match");
+    int32_t lda = stride32(a, 1), ldb = stride32(b, 1);
+    gemm_params p = {.c = rf_vk_addr(c), .a = rf_vk_addr(a), .b = rf_vk_addr(b), .M = (int32_t)m, .N = (int32_t)n,
+                     .K = (int32_t)k, .a_sm = trans_a ? 1 : lda, .a_sk = trans_a ? lda : 1,
+                     .b_sk = trans_b ? 1 : ldb, .b_sn = trans_b ? ldb : 1, .ldc = stride32(c, 1),
+                     .a_batch = stride32(a, 0), .b_batch = stride32(b, 0), .c_batch = stride32(c, 0),
+                     .alpha = alpha, .act = RF_ACT_NONE};
+    return run_gemm(rf_vk_of(be), p, batch, err);
 }
+
+/* ---- patch embedding ---- */
 
 int rf_vk_patch_embed(rf_backend *be, rf_tensor *y, const rf_tensor *img, const rf_linear *proj, int patch,
                       rf_err *err)
 {
-    return rf_err_set(err, RF_EUNSUP, "vulkan: patch_embed is not implemented yet");
+    if (!img || !img->data || img->dtype != RF_F32 || img->ndim != 4 || !rf_tensor_is_contiguous(img))
+        return rf_err_set(err, RF_EINVAL, "patch_embed: image must be a contiguous f32 [B, C, H, W]");
+    int64_t B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3];
+    if (patch <= 0 || H % patch || W % patch || H < patch || W < patch)
+        return rf_err_set(err, RF_EINVAL, "patch_embed: image %lldx%lld is not a multiple of patch %d",
+                          (long long)H, (long long)W, patch);
+    int rc;
+    if ((rc = rf_vk_check_2d(&proj->w, "patch_embed", "projection", err)) ||
+        (rc = rf_vk_check_index(rf_tensor_numel(img), "patch_embed", err)))
+        return rc;
+    int64_t gh = H / patch, gw = W / patch, np = gh * gw, kdim = C * patch * patch, E = proj->w.shape[0];
+    if (proj->w.shape[1] != kdim)
+        return rf_err_set(err, RF_EINVAL, "patch_embed: projection expects %lld inputs, image patches have %lld",
+                          (long long)proj->w.shape[1], (long long)kdim);
+    /* rows and batches of the output must not overlap (the shader writes them in parallel) */
+    if (!y || !y->data || y->dtype != RF_F32 || y->ndim != 3 || y->shape[0] != B || y->shape[1] != np ||
+        y->shape[2] != E || (E > 1 && y->stride[2] != 1) || (np > 1 && y->stride[1] < E) ||
+        (B > 1 && y->stride[0] < (np - 1) * y->stride[1] + E))
+        return rf_err_set(err, RF_EINVAL, "patch_embed: output must be f32 [%lld, %lld, %lld] with rows apart",
+                          (long long)B, (long long)np, (long long)E);
+    if ((rc = rf_vk_check_index((B - 1) * y->stride[0] + (np - 1) * y->stride[1] + E, "patch_embed", err)))
+        return rc;
+    gemm_params p = {.c = rf_vk_addr(y), .a = rf_vk_addr(img), .b = rf_vk_addr(&proj->w), .M = (int32_t)np,
+                     .N = (int32_t)E, .K = (int32_t)kdim, .b_sk = 1, .b_sn = (int32_t)proj->w.stride[0],
+                     .ldc = stride32(y, 1), .a_batch = (int32_t)(C * H * W), .c_batch = stride32(y, 0),
+                     .alpha = 1.0f, .act = RF_ACT_NONE, .flags = F_PATCH, .psize = patch, .img_w = (int32_t)W,
+                     .img_hw = (int32_t)(H * W), .grid_w = (int32_t)gw};
+    if (proj->b.data) {
+        if ((rc = rf_vk_check_vec(&proj->b, E, "patch_embed", "bias", err)))
+            return rc;
+        p.bias = rf_vk_addr(&proj->b);
+        p.flags |= F_BIAS;
+    }
+    return run_gemm(rf_vk_of(be), p, B, err);
 }
