@@ -24,7 +24,7 @@ static const fixture fixtures[] = {
     {"timm_vit", {"features", "logits", NULL}},
 };
 
-static void compare(const char *case_name, const char *threads, const rf_safetensors *ref,
+static void compare(const char *case_name, const char *device, const rf_safetensors *ref,
                     const rf_safetensors *got, const char *name)
 {
     const rf_st_tensor *r = rf_safetensors_find(ref, name);
@@ -44,7 +44,7 @@ static void compare(const char *case_name, const char *threads, const rf_safeten
     memcpy(a, r->data, r->nbytes);
     memcpy(b, g->data, g->nbytes);
     double err = test_max_abs_diff(a, b, n);
-    printf("  %-9s threads=%s %-20s %lld values  max abs error %.3g\n", case_name, threads, name,
+    printf("  %-9s %-8s %-20s %lld values  max abs error %.3g\n", case_name, device, name,
            (long long)n, err);
     CHECKF(err <= TOLERANCE, "%s: '%s' max abs error %g > %g", case_name, name, err, TOLERANCE);
     free(a);
@@ -57,18 +57,23 @@ int main(void)
     const char *bin = test_radfuse_bin();
     char tmp[64];
     test_tmpdir(tmp, sizeof tmp);
-    const char *thread_counts[] = {"1", "3"};
+    /* device, threads */
+    const char *runs[][2] = {{"cpu", "1"}, {"cpu", "3"}, {"vulkan", "1"}};
     for (size_t f = 0; f < sizeof fixtures / sizeof fixtures[0]; f++) {
         char dir[4096], io[4200], out[4200];
         snprintf(dir, sizeof dir, "%s/fixtures/reference/%s", shared, fixtures[f].name);
         snprintf(io, sizeof io, "%s/io.safetensors", dir);
-        for (size_t t = 0; t < 2; t++) {
-            snprintf(out, sizeof out, "%s/%s-%s.safetensors", tmp, fixtures[f].name, thread_counts[t]);
+        for (size_t t = 0; t < sizeof runs / sizeof runs[0]; t++) {
+            char label[32];
+            snprintf(label, sizeof label, "%s/%s", runs[t][0], runs[t][1]);
+            snprintf(out, sizeof out, "%s/%s-%s-%s.safetensors", tmp, fixtures[f].name, runs[t][0], runs[t][1]);
             char *argv[] = {(char *)bin, "model", "run", dir, "--input", io, "--output", out,
-                            "--device", "cpu", "--threads", (char *)thread_counts[t], NULL};
+                            "--device", (char *)runs[t][0], "--threads", (char *)runs[t][1], NULL};
             char errbuf[4096];
             int status = test_run(argv, NULL, 0, errbuf, sizeof errbuf);
             CHECKF(status == 0, "%s: radfuse model run exited %d: %s", fixtures[f].name, status, errbuf);
+            /* nothing on stderr: in particular no "running on the CPU" fallback */
+            CHECKF(errbuf[0] == 0, "%s on %s: unexpected message: %s", fixtures[f].name, label, errbuf);
             if (status != 0)
                 continue;
             rf_safetensors *ref = NULL, *got = NULL;
@@ -76,7 +81,7 @@ int main(void)
             CHECKF(rf_safetensors_open(&ref, io, &err) == 0, "%s", err.msg);
             CHECKF(rf_safetensors_open(&got, out, &err) == 0, "%s", err.msg);
             for (int o = 0; ref && got && fixtures[f].outputs[o]; o++)
-                compare(fixtures[f].name, thread_counts[t], ref, got, fixtures[f].outputs[o]);
+                compare(fixtures[f].name, label, ref, got, fixtures[f].outputs[o]);
             rf_safetensors_close(ref);
             rf_safetensors_close(got);
             unlink(out);
