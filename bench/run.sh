@@ -9,7 +9,7 @@ iters=${1:-10}
 build=${BUILD:-build}
 threads=$(nproc)
 model=$build/bench-vit-b16
-cmake --build "$build" --target radfuse vit_bench >/dev/null
+cmake --build "$build" --target radfuse model_bench >/dev/null
 [[ -f $model/model.safetensors ]] || "$build/radfuse" model random --arch vit_base_patch16_224 --out "$model"
 # the reference BLAS would make the peer 25x slower than it can be: insist on OpenBLAS
 blas=$(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null || true)
@@ -17,7 +17,7 @@ case "$blas" in *openblas*) ;; *) echo "bench: libblas.so.3 is '$blas', not Open
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch threads $threads; BLAS $blas"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-"$build/vit_bench" "$model" --batch 1,8 --iters "$iters" --threads "$threads" --dump "$out/dump.safetensors" | tee "$out/radfuse.jsonl"
+"$build/model_bench" "$model" --batch 1,8 --iters "$iters" --threads "$threads" --dump "$out/dump.safetensors" | tee "$out/radfuse.jsonl"
 # Threading matters more than anything for this peer: Debian's torch runs its own
 # OpenMP pool beside OpenBLAS's pthreads, and OpenMP's default spin-waiting takes
 # the cores OpenBLAS needs (3x slower here). Try each arrangement; keep the best.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The benchmark's peer: the same ViT-B/16 forward pass in PyTorch, on the same
-weights and input as bench/vit_bench.c. Eager, TorchScript-frozen with
+weights and input as bench/model_bench.c. Eager, TorchScript-frozen with
 optimize_for_inference, and the nn.TransformerEncoderLayer fast path are all
 timed; run.sh also varies the threading environment, and the fastest of all is
 the figure compared. Every variant is checked to compute the same features as

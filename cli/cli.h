@@ -19,10 +19,10 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses a positive integer option value; returns 0 and sets *out on success. */
 int cli_parse_int(const char *flag, const char *value, long lo, long hi, long *out);
 
-/* Writes a checkpoint directory (config.json + model.safetensors) for a timm
- * vit_<size>_patch<P>_<IMG> architecture with random weights of the real
- * shapes, deterministic in seed. */
-int cli_write_random_vit(const char *arch, const char *dir, unsigned long seed, rf_err *err);
+/* Writes a checkpoint directory (config.json + model.safetensors) with random
+ * weights of real shapes, deterministic in seed: a timm
+ * vit_<size>_patch<P>_<IMG>, or bert_base (Hugging Face BertModel names). */
+int cli_write_random_model(const char *arch, const char *dir, unsigned long seed, rf_err *err);
 
 /* Creates the backend for --device (NULL: "cpu") with threads (0: all cores). */
 int cli_backend(rf_backend **be, const char *device, long threads);

@@ -63,7 +63,7 @@ int cli_demo(int argc, char **argv)
     double t0 = now_ms();
     if (stat(path, &sb) != 0) {
         printf("writing a ViT-B/16 checkpoint with random weights to %s/ ...\n", dir);
-        if (cli_write_random_vit("vit_base_patch16_224", dir, 0, &err))
+        if (cli_write_random_model("vit_base_patch16_224", dir, 0, &err))
             return cli_fail("%s", err.msg);
     }
     rf_backend *be;

@@ -188,6 +188,7 @@ static int model_run(int argc, char **argv)
 {
     const char *dir = NULL, *in_path = NULL, *out_path = NULL, *device = NULL;
     long threads = 0;
+    rf_precision precision = RF_PRECISION_FP32;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -197,6 +198,15 @@ static int model_run(int argc, char **argv)
             out_path = argv[++i];
         else if (strcmp(a, "--device") == 0 && next)
             device = argv[++i];
+        else if (strcmp(a, "--precision") == 0 && next) {
+            if (strcmp(next, "fp32") == 0)
+                precision = RF_PRECISION_FP32;
+            else if (strcmp(next, "fp16") == 0)
+                precision = RF_PRECISION_FP16;
+            else
+                return cli_fail("model run: --precision '%s': expected fp32 or fp16", next);
+            i++;
+        }
         else if (strcmp(a, "--threads") == 0) {
             if (cli_parse_int(a, next, 1, 1024, &threads))
                 return CLI_EXIT_FAIL;
@@ -210,7 +220,7 @@ static int model_run(int argc, char **argv)
     }
     if (!dir || !in_path || !out_path)
         return cli_fail("model run: usage: radfuse model run DIR --input IN.safetensors --output OUT.safetensors "
-                        "[--device cpu] [--threads N]");
+                        "[--device cpu] [--threads N] [--precision fp32|fp16]");
     rf_err err;
     rf_safetensors *st = NULL;
     rf_backend *be = NULL;
@@ -221,6 +231,11 @@ static int model_run(int argc, char **argv)
     if (!rc && cli_backend(&be, device, threads)) {
         rf_safetensors_close(st);
         return CLI_EXIT_FAIL;
+    }
+    if (!rc && rf_backend_set_precision(be, precision, &err)) {
+        rf_backend_destroy(be);
+        rf_safetensors_close(st);
+        return cli_fail("%s", err.msg);
     }
     if (!rc)
         rc = rf_model_load(&m, dir, be, &err);
@@ -299,7 +314,7 @@ static int model_random(int argc, char **argv)
         return cli_fail("model random: usage: radfuse model random --arch vit_<size>_patch<P>_<IMG> --out DIR "
                         "[--seed S]");
     rf_err err;
-    if (cli_write_random_vit(arch, dir, (unsigned long)seed, &err))
+    if (cli_write_random_model(arch, dir, (unsigned long)seed, &err))
         return cli_fail("%s", err.msg);
     printf("wrote %s/config.json and %s/model.safetensors (%s, random weights)\n", dir, dir, arch);
     return CLI_EXIT_OK;

@@ -1,11 +1,14 @@
 /*
  * Benchmark driver (not a test): times the forward pass of a checkpoint on a
- * deterministic synthetic input at the given batch sizes, on the CPU backend,
- * and prints one JSON object per batch size. With --dump, writes the input and
- * the outputs of the first batch size to a safetensors file so the peer can be
- * checked for computing the same function.
+ * deterministic synthetic input (an image of the model's size, or T tokens
+ * for a text model) at the given batch sizes, on the chosen device, and
+ * prints one JSON object per batch size with the median and best time and
+ * the throughput. With --dump, writes the input and the outputs of the first
+ * batch size to a safetensors file so a peer can be checked for computing
+ * the same function.
  *
- *   vit_bench DIR [--batch 1,8] [--iters N] [--threads N] [--dump FILE]
+ *   model_bench DIR [--batch 1,8] [--iters N] [--device D] [--threads N]
+ *               [--tokens T] [--dump FILE]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +42,8 @@ static void fill_pixels(float *px, int64_t n)
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *dump = NULL, *batches = "1,8";
-    int iters = 10, threads = 0;
+    const char *dir = NULL, *dump = NULL, *batches = "1,8", *device = "cpu";
+    int iters = 10, threads = 0, tokens = 128;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
             batches = argv[++i];
@@ -50,23 +53,31 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc)
             dump = argv[++i];
+        else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            device = argv[++i];
+        else if (strcmp(argv[i], "--tokens") == 0 && i + 1 < argc)
+            tokens = atoi(argv[++i]);
         else if (!dir)
             dir = argv[i];
         else {
-            fprintf(stderr, "usage: vit_bench DIR [--batch 1,8] [--iters N] [--threads N] [--dump FILE]\n");
+            fprintf(stderr, "usage: model_bench DIR [--batch 1,8] [--iters N] [--device D] [--threads N] [--tokens T] [--dump FILE]\n");
             return 2;
         }
     }
     if (!dir || iters < 1 || iters > 10000) {
-        fprintf(stderr, "usage: vit_bench DIR [--batch 1,8] [--iters N] [--threads N] [--dump FILE]\n");
+        fprintf(stderr, "usage: model_bench DIR [--batch 1,8] [--iters N] [--device D] [--threads N] [--tokens T] [--dump FILE]\n");
         return 2;
     }
     rf_err err;
     rf_backend *be;
     rf_model *m;
-    if (rf_backend_create(&be, "cpu", threads, &err) || rf_model_load(&m, dir, be, &err)) {
-        fprintf(stderr, "vit_bench: %s\n", err.msg);
+    if (rf_backend_create(&be, device, threads, &err) || rf_model_load(&m, dir, be, &err)) {
+        fprintf(stderr, "model_bench: %s\n", err.msg);
         return 2;
+    }
+    if (rf_backend_warning(be)) {
+        fprintf(stderr, "model_bench: %s\n", rf_backend_warning(be));
+        return 2; /* timing the fallback would be timing the wrong device */
     }
     const rf_model_info *info = rf_model_get_info(m);
     char list[256];
@@ -75,27 +86,36 @@ int main(int argc, char **argv)
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         int batch = atoi(tok);
         if (batch < 1 || batch > 1024) {
-            fprintf(stderr, "vit_bench: bad batch size '%s'\n", tok);
+            fprintf(stderr, "model_bench: bad batch size '%s'\n", tok);
             return 2;
         }
+        int text = info->arch == RF_ARCH_BERT;
         int S = info->image_size, C = info->channels;
-        int64_t shape[4] = {batch, C, S, S};
-        int64_t n = (int64_t)batch * C * S * S;
+        int64_t shape[4] = {batch, C, S, S}, ids_shape[2] = {batch, tokens};
+        int64_t n = text ? (int64_t)batch * tokens : (int64_t)batch * C * S * S;
         float *px = malloc((size_t)n * sizeof(float));
+        int32_t *ids = malloc((size_t)n * sizeof(int32_t));
         fill_pixels(px, n);
-        rf_tensor pixels = rf_tensor_make(RF_F32, px, 4, shape);
-        rf_model_inputs in = {.pixel_values = &pixels};
+        for (int64_t i = 0; i < n; i++) /* deterministic ids spread over the vocabulary */
+            ids[i] = (int32_t)((i * 7919 + 13) % (info->vocab_size > 0 ? info->vocab_size : 1));
+        rf_tensor pixels = rf_tensor_make(RF_F32, px, 4, shape), id_tensor = rf_tensor_make(RF_I32, ids, 2, ids_shape);
+        rf_model_inputs in = {0};
+        if (text)
+            in.input_ids = &id_tensor;
+        else
+            in.pixel_values = &pixels;
         rf_model_outputs out;
         if (rf_model_forward(m, &in, &out, &err)) { /* warm-up: sizes the arena, touches pages */
-            fprintf(stderr, "vit_bench: %s\n", err.msg);
+            fprintf(stderr, "model_bench: %s\n", err.msg);
             return 2;
         }
         if (dump && first) {
-            rf_st_out t[3] = {{"pixel_values", RF_ST_F32, 4, shape, px},
+            rf_st_out t[3] = {text ? (rf_st_out){"input_ids", RF_ST_I32, 2, ids_shape, ids}
+                                   : (rf_st_out){"pixel_values", RF_ST_F32, 4, shape, px},
                               {"features", RF_ST_F32, 3, out.last_hidden_state.shape, out.last_hidden_state.data},
                               {"logits", RF_ST_F32, 2, out.logits.shape, out.logits.data}};
             if (rf_safetensors_write(dump, t, out.logits.data ? 3 : 2, &err)) {
-                fprintf(stderr, "vit_bench: %s\n", err.msg);
+                fprintf(stderr, "model_bench: %s\n", err.msg);
                 return 2;
             }
         }
@@ -104,18 +124,21 @@ int main(int argc, char **argv)
         for (int it = 0; it < iters; it++) {
             double t0 = now_s();
             if (rf_model_forward(m, &in, &out, &err)) {
-                fprintf(stderr, "vit_bench: %s\n", err.msg);
+                fprintf(stderr, "model_bench: %s\n", err.msg);
                 return 2;
             }
             times[it] = now_s() - t0;
             rf_model_outputs_free(&out);
         }
         qsort(times, (size_t)iters, sizeof *times, cmp_double);
-        printf("{\"impl\": \"radfuse\", \"batch\": %d, \"iters\": %d, \"median_ms\": %.2f, \"min_ms\": %.2f}\n",
-               batch, iters, times[iters / 2] * 1e3, times[0] * 1e3);
+        printf("{\"impl\": \"radfuse\", \"device\": \"%s\", \"arch\": \"%s\", \"batch\": %d, \"iters\": %d, "
+               "\"median_ms\": %.3f, \"min_ms\": %.3f, \"per_second\": %.1f}\n",
+               rf_backend_name(be), rf_arch_name(info->arch), batch, iters, times[iters / 2] * 1e3,
+               times[0] * 1e3, batch / times[iters / 2]);
         fflush(stdout);
         free(times);
         free(px);
+        free(ids);
         first = 0;
     }
     rf_model_free(m);
