@@ -206,8 +206,7 @@ static int model_run(int argc, char **argv)
             else
                 return cli_fail("model run: --precision '%s': expected fp32 or fp16", next);
             i++;
-        }
-        else if (strcmp(a, "--threads") == 0) {
+        } else if (strcmp(a, "--threads") == 0) {
             if (cli_parse_int(a, next, 1, 1024, &threads))
                 return CLI_EXIT_FAIL;
             i++;

@@ -59,3 +59,14 @@ const char *rf_backend_warning(const rf_backend *be)
 {
     return be->warning[0] ? be->warning : NULL;
 }
+
+int rf_backend_set_precision(rf_backend *be, rf_precision p, rf_err *err)
+{
+    if (p != RF_PRECISION_FP32 && p != RF_PRECISION_FP16)
+        return rf_err_set(err, RF_EINVAL, "precision %d is not fp32 (0) or fp16 (1)", (int)p);
+    if (be->ops->set_precision)
+        return be->ops->set_precision(be, p, err);
+    if (p != RF_PRECISION_FP32)
+        return rf_err_set(err, RF_EUNSUP, "%s: fp16 precision is not supported", rf_backend_name(be));
+    return RF_OK;
+}

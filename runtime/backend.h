@@ -53,6 +53,10 @@ typedef struct rf_backend_ops {
     int (*begin)(rf_backend *be, rf_err *err);
     int (*end)(rf_backend *be, int submit, rf_err *err);
 
+    /* The precision of linear layers prepared from now on (see
+     * rf_backend_set_precision); RF_EUNSUP with a message where unsupported. */
+    int (*set_precision)(rf_backend *be, rf_precision p, rf_err *err);
+
     /* Prepares l->w for repeated use (packs it, or makes a half-precision
      * copy); l->prepared owns the result. Called at load while l->w and l->b
      * still hold host memory, before the weights move to the backend. */

@@ -571,6 +571,17 @@ static int cpu_end(rf_backend *be, int submit, rf_err *err)
     return RF_OK;
 }
 
+/* The CPU backend computes in fp32 only (its packed panels are fp32). */
+static int cpu_set_precision(rf_backend *be, rf_precision p, rf_err *err)
+{
+    if (p == RF_PRECISION_FP32)
+        return RF_OK;
+    if (p == RF_PRECISION_FP16)
+        return rf_err_set(err, RF_EUNSUP, "the CPU backend does not support fp16 precision (fp32 only); "
+                                          "fp16 needs a Vulkan device");
+    return rf_err_set(err, RF_EINVAL, "cpu: unknown precision %d", (int)p);
+}
+
 /* ---- lifetime ---- */
 
 static void cpu_destroy(rf_backend *be)
@@ -596,6 +607,7 @@ static const rf_backend_ops cpu_ops = {
     .download = cpu_download,
     .begin = cpu_begin,
     .end = cpu_end,
+    .set_precision = cpu_set_precision,
     .linear_prepare = cpu_linear_prepare,
     .linear_release = cpu_linear_release,
     .linear = cpu_linear,

@@ -53,6 +53,21 @@ static int vk_end(rf_backend *be, int submit, rf_err *err)
     return rf_vk_end(rf_vk_of(be), submit, err);
 }
 
+/* FP16 needs shaderFloat16 and storageBuffer16BitAccess (enabled at device
+ * creation where the device has them); it applies to linears prepared later. */
+static int vk_set_precision(rf_backend *be, rf_precision p, rf_err *err)
+{
+    rf_vk *vk = rf_vk_of(be);
+    if (p != RF_PRECISION_FP32 && p != RF_PRECISION_FP16)
+        return rf_err_set(err, RF_EINVAL, "vulkan: unknown precision %d", (int)p);
+    if (p == RF_PRECISION_FP16 && !vk->has_fp16)
+        return rf_err_set(err, RF_EUNSUP, "vulkan device '%s' does not support fp16 precision "
+                                          "(needs shaderFloat16 and storageBuffer16BitAccess)",
+                          vk->props.deviceName);
+    vk->precision = p;
+    return RF_OK;
+}
+
 static void vk_destroy(rf_backend *be)
 {
     if (!be)
@@ -74,6 +89,7 @@ static const rf_backend_ops vk_ops = {
     .download = vk_download,
     .begin = vk_begin,
     .end = vk_end,
+    .set_precision = vk_set_precision,
     .linear_prepare = rf_vk_linear_prepare,
     .linear_release = rf_vk_linear_release,
     .linear = rf_vk_linear,

@@ -41,6 +41,7 @@ typedef struct rf_vk {
     VkPhysicalDeviceMemoryProperties memory_props;
     uint32_t subgroup_size;
     int has_fp16;      /* shaderFloat16 + storageBuffer16BitAccess enabled */
+    rf_precision precision; /* of linears prepared from now on (RF_PRECISION_FP16 needs has_fp16) */
     VkDevice device;
     VkQueue queue;
     uint32_t queue_family;

@@ -6,11 +6,26 @@
  * patch_embed reads the image through the im2col index mapping inside the
  * shader, so it needs no scratch memory.
  *
- * Weights are used in place at their device address: linear_prepare only
- * checks the weight and leaves l->prepared NULL (the model relocates l->w to
- * the device before any linear runs).
+ * In fp32 precision weights are used in place at their device address:
+ * linear_prepare only checks the weight and leaves l->prepared NULL (the
+ * model relocates l->w to the device before any linear runs). In fp16
+ * precision (rf_backend_set_precision) linear_prepare rounds the host weight
+ * to IEEE halves (nearest even) into a device buffer of its own, which
+ * l->prepared owns; linear and patch_embed then record the gemm_f16w variant
+ * of the shader, which reads B as halves and widens each to fp32 as it loads
+ * it (bias, accumulation, activation and residual stay fp32). Which shader
+ * runs follows l->prepared, not the current precision setting.
  */
+#include <math.h>
+#include <stdlib.h>
+
 #include "runtime/vk_ops.h"
+
+/* l->prepared in fp16 precision: the weight [n, k] as contiguous halves. */
+typedef struct half_weight {
+    rf_vk_buffer *buf;
+    int64_t n, k;
+} half_weight;
 
 typedef struct gemm_params {
     uint64_t c, a, b, bias, res;
@@ -38,9 +53,18 @@ static int64_t tiles(int64_t n, int64_t tile)
     return (n + tile - 1) / tile;
 }
 
+/* The shader for B held as f32 (gemm) or as halves (gemm_f16w), and the
+ * size of B's elements, for address arithmetic. */
+typedef struct gemm_kind {
+    const char *shader;
+    int b_bytes;
+} gemm_kind;
+
+static const gemm_kind GEMM_F32 = {"gemm", 4}, GEMM_F16W = {"gemm_f16w", 2};
+
 /* Records p over batch batches, splitting the M tiles and the batch into
  * dispatches the device's grid limits allow (base addresses move instead). */
-static int run_gemm(rf_vk *vk, gemm_params p, int64_t batch, rf_err *err)
+static int run_gemm(rf_vk *vk, gemm_params p, int64_t batch, gemm_kind kind, rf_err *err)
 {
     if (p.M == 0 || p.N == 0 || batch == 0)
         return RF_OK;
@@ -61,11 +85,11 @@ static int run_gemm(rf_vk *vk, gemm_params p, int64_t batch, rf_err *err)
             gemm_params q = p;
             q.M = (int32_t)(p.M - m0 < tn * TILE_M ? p.M - m0 : tn * TILE_M);
             q.a += 4 * (uint64_t)(z0 * p.a_batch + (p.flags & F_PATCH ? 0 : m0 * p.a_sm));
-            q.b += 4 * (uint64_t)(z0 * p.b_batch);
+            q.b += (uint64_t)kind.b_bytes * (uint64_t)(z0 * p.b_batch);
             q.c += 4 * (uint64_t)(z0 * p.c_batch + m0 * p.ldc);
             if (p.flags & F_RES)
                 q.res += 4 * (uint64_t)(m0 * p.ldr);
-            int rc = rf_vk_dispatch(vk, "gemm", &q, sizeof q, (uint32_t)tn, (uint32_t)nt, (uint32_t)zn, err);
+            int rc = rf_vk_dispatch(vk, kind.shader, &q, sizeof q, (uint32_t)tn, (uint32_t)nt, (uint32_t)zn, err);
             if (rc)
                 return rc;
         }
@@ -75,17 +99,88 @@ static int run_gemm(rf_vk *vk, gemm_params p, int64_t batch, rf_err *err)
 
 /* ---- linear ---- */
 
+/* l->w (host memory at this point) as halves in a device buffer of its own. */
+static int prepare_half(rf_vk *vk, rf_linear *l, rf_err *err)
+{
+    int64_t n = l->w.shape[0], k = l->w.shape[1];
+    int rc = rf_vk_check_index(n * k, "linear", err);
+    if (rc)
+        return rc;
+    size_t bytes = (size_t)(n * k) * sizeof(uint16_t);
+    uint16_t *h = malloc(bytes ? bytes : 2);
+    if (!h)
+        return rf_err_set(err, RF_ENOMEM, "linear: cannot allocate a [%lld, %lld] fp16 weight", (long long)n,
+                          (long long)k);
+    const float *w = l->w.data;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < k; j++) {
+            float v = w[i * l->w.stride[0] + j];
+            uint16_t x = rf_f32_to_f16(v);
+            if ((x & 0x7c00) == 0x7c00 && isfinite(v)) {
+                free(h);
+                return rf_err_set(err, RF_EUNSUP, "linear: weight [%lld, %lld] = %g is outside fp16's range "
+                                                  "(|w| <= 65504); use fp32 precision", (long long)i, (long long)j,
+                                  (double)v);
+            }
+            h[i * k + j] = x;
+        }
+    half_weight *hw = calloc(1, sizeof *hw);
+    if (!hw) {
+        free(h);
+        return rf_err_set(err, RF_ENOMEM, "linear: out of memory");
+    }
+    hw->n = n, hw->k = k;
+    rc = rf_vk_buffer_create(vk, bytes ? bytes : 4, 0, &hw->buf, err);
+    if (!rc && bytes)
+        rc = rf_vk_write(vk, hw->buf->address, h, bytes, err);
+    free(h);
+    if (rc) {
+        if (hw->buf)
+            rf_vk_buffer_destroy(vk, hw->buf);
+        free(hw);
+        return rc;
+    }
+    l->prepared = hw;
+    return RF_OK;
+}
+
 int rf_vk_linear_prepare(rf_backend *be, rf_linear *l, rf_err *err)
 {
     if (rf_vk_check_2d(&l->w, "linear", "weight", err))
         return RF_EINVAL;
-    l->prepared = NULL; /* the fp32 weight is read in place */
-    return RF_OK;
+    l->prepared = NULL; /* fp32: the weight is read in place */
+    rf_vk *vk = rf_vk_of(be);
+    return vk->precision == RF_PRECISION_FP16 ? prepare_half(vk, l, err) : RF_OK;
 }
 
 void rf_vk_linear_release(rf_backend *be, rf_linear *l)
 {
+    half_weight *hw = l->prepared;
+    if (hw) {
+        rf_vk_buffer_destroy(rf_vk_of(be), hw->buf);
+        free(hw);
+    }
     l->prepared = NULL;
+}
+
+/* Points p's B at l's weight: the fp16 copy where prepared, else l->w. */
+static int weight_operand(const rf_linear *l, const char *op, gemm_params *p, gemm_kind *kind, rf_err *err)
+{
+    const half_weight *hw = l->prepared;
+    if (!hw) {
+        p->b = rf_vk_addr(&l->w);
+        p->b_sn = (int32_t)l->w.stride[0];
+        *kind = GEMM_F32;
+        return RF_OK;
+    }
+    if (hw->n != l->w.shape[0] || hw->k != l->w.shape[1])
+        return rf_err_set(err, RF_EINVAL, "%s: prepared fp16 weight [%lld, %lld] does not match the weight's "
+                                          "shape [%lld, %lld]", op, (long long)hw->n, (long long)hw->k,
+                          (long long)l->w.shape[0], (long long)l->w.shape[1]);
+    p->b = hw->buf->address;
+    p->b_sn = (int32_t)hw->k;
+    *kind = GEMM_F16W;
+    return RF_OK;
 }
 
 int rf_vk_linear(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_linear *l, rf_act act,
@@ -102,10 +197,12 @@ int rf_vk_linear(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_line
                           (long long)y->shape[0], (long long)y->shape[1]);
     if ((unsigned)act > RF_ACT_RELU)
         return rf_err_set(err, RF_EINVAL, "linear: unknown activation %d", (int)act);
-    gemm_params p = {.c = rf_vk_addr(y), .a = rf_vk_addr(x), .b = rf_vk_addr(&l->w), .M = (int32_t)x->shape[0],
-                     .N = (int32_t)n, .K = (int32_t)k, .a_sm = (int32_t)x->stride[0], .a_sk = 1, .b_sk = 1,
-                     .b_sn = (int32_t)l->w.stride[0], .ldc = (int32_t)y->stride[0], .alpha = 1.0f,
-                     .act = (int32_t)act};
+    gemm_params p = {.c = rf_vk_addr(y), .a = rf_vk_addr(x), .M = (int32_t)x->shape[0], .N = (int32_t)n,
+                     .K = (int32_t)k, .a_sm = (int32_t)x->stride[0], .a_sk = 1, .b_sk = 1,
+                     .ldc = (int32_t)y->stride[0], .alpha = 1.0f, .act = (int32_t)act};
+    gemm_kind kind = GEMM_F32;
+    if ((rc = weight_operand(l, "linear", &p, &kind, err)))
+        return rc;
     if (l->b.data) {
         if ((rc = rf_vk_check_vec(&l->b, n, "linear", "bias", err)))
             return rc;
@@ -121,7 +218,7 @@ int rf_vk_linear(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_line
         p.ldr = (int32_t)residual->stride[0];
         p.flags |= F_RES;
     }
-    return run_gemm(rf_vk_of(be), p, 1, err);
+    return run_gemm(rf_vk_of(be), p, 1, kind, err);
 }
 
 /* ---- batched matmul ---- */
@@ -166,7 +263,7 @@ int rf_vk_matmul(rf_backend *be, rf_tensor *c, const rf_tensor *a, const rf_tens
                      .b_sk = trans_b ? 1 : ldb, .b_sn = trans_b ? ldb : 1, .ldc = stride32(c, 1),
                      .a_batch = stride32(a, 0), .b_batch = stride32(b, 0), .c_batch = stride32(c, 0),
                      .alpha = alpha, .act = RF_ACT_NONE};
-    return run_gemm(rf_vk_of(be), p, batch, err);
+    return run_gemm(rf_vk_of(be), p, batch, GEMM_F32, err);
 }
 
 /* ---- patch embedding ---- */
@@ -196,16 +293,19 @@ int rf_vk_patch_embed(rf_backend *be, rf_tensor *y, const rf_tensor *img, const 
                           (long long)B, (long long)np, (long long)E);
     if ((rc = rf_vk_check_index((B - 1) * y->stride[0] + (np - 1) * y->stride[1] + E, "patch_embed", err)))
         return rc;
-    gemm_params p = {.c = rf_vk_addr(y), .a = rf_vk_addr(img), .b = rf_vk_addr(&proj->w), .M = (int32_t)np,
-                     .N = (int32_t)E, .K = (int32_t)kdim, .b_sk = 1, .b_sn = (int32_t)proj->w.stride[0],
+    gemm_params p = {.c = rf_vk_addr(y), .a = rf_vk_addr(img), .M = (int32_t)np,
+                     .N = (int32_t)E, .K = (int32_t)kdim, .b_sk = 1,
                      .ldc = stride32(y, 1), .a_batch = (int32_t)(C * H * W), .c_batch = stride32(y, 0),
                      .alpha = 1.0f, .act = RF_ACT_NONE, .flags = F_PATCH, .psize = patch, .img_w = (int32_t)W,
                      .img_hw = (int32_t)(H * W), .grid_w = (int32_t)gw};
+    gemm_kind kind = GEMM_F32;
+    if ((rc = weight_operand(proj, "patch_embed", &p, &kind, err)))
+        return rc;
     if (proj->b.data) {
         if ((rc = rf_vk_check_vec(&proj->b, E, "patch_embed", "bias", err)))
             return rc;
         p.bias = rf_vk_addr(&proj->b);
         p.flags |= F_BIAS;
     }
-    return run_gemm(rf_vk_of(be), p, B, err);
+    return run_gemm(rf_vk_of(be), p, B, kind, err);
 }

@@ -18,10 +18,28 @@
 // coalesced for both transposes. Out-of-range elements load as 0 and are
 // not stored, so any M, N, K >= 0 works (edge tiles included).
 // Grid: x = M tiles, y = N tiles, z = batch (the host splits larger grids).
+//
+// B_F16 (variant gemm_f16w, shaders/variants.txt): b holds IEEE halves (a
+// linear layer's weight stored in fp16); each element is widened to fp32 as
+// it is loaded, so shared memory, products, accumulation and the epilogue
+// are fp32 as in the plain build. Needs shaderFloat16 and 16-bit storage.
+#ifdef B_F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 #include "common.glsl"
 
+#ifdef B_F16
+layout(buffer_reference, std430, buffer_reference_align = 2) buffer Halfs { float16_t v[]; };
+#define BFloats Halfs
+#else
+#define BFloats Floats
+#endif
+
 layout(push_constant) uniform Params {
-    Floats c, a, b, bias, res;
+    Floats c, a;
+    BFloats b;
+    Floats bias, res;
     int M, N, K;
     int a_sm, a_sk, b_sk, b_sn;
     int ldc, ldr;
@@ -73,7 +91,7 @@ float load_b(int bbase, int k, int n)
 {
     if (k >= p.K || n >= p.N)
         return 0.0;
-    return p.b.v[bbase + k * p.b_sk + n * p.b_sn];
+    return float(p.b.v[bbase + k * p.b_sk + n * p.b_sn]);
 }
 
 layout(local_size_x = WG) in;

@@ -172,6 +172,22 @@ const char *rf_backend_name(const rf_backend *be);
 /* One line on why the backend is not the device asked for, or NULL. */
 const char *rf_backend_warning(const rf_backend *be);
 
+/* Arithmetic precision of a backend's linear layers (and patch embedding). */
+typedef enum rf_precision {
+    RF_PRECISION_FP32 = 0, /* weights and products in fp32 (every backend) */
+    RF_PRECISION_FP16,     /* weights stored in IEEE half, products accumulated in fp32 */
+} rf_precision;
+
+/*
+ * Weights of linear layers stored in fp16 (rounded to nearest even), products
+ * accumulated in fp32; bias, activations and every other operation stay fp32.
+ * Call before rf_model_load: it applies to the models loaded afterwards.
+ * RF_EUNSUP (one line) where the backend or its device cannot: the CPU
+ * backend runs fp32 only; a Vulkan device needs shaderFloat16 and 16-bit
+ * storage buffer access.
+ */
+int rf_backend_set_precision(rf_backend *be, rf_precision p, rf_err *err);
+
 /* ---- encoder models ---------------------------------------------------- */
 
 typedef enum rf_arch {
