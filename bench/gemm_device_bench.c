@@ -4,7 +4,7 @@
  * wall-clock around the pass (upload excluded), best of ITERS passes.
  * Prints one JSON object: TFLOP/s counted as 2*M*N*K per product.
  *
- *   gemm_device_bench [--device vulkan] [--size 4096] [--reps 20] [--iters 5]
+ *   gemm_device_bench [--device vulkan] [--precision fp32|fp16] [--size 4096] [--reps 20] [--iters 5]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@ static int die(const char *msg)
 
 int main(int argc, char **argv)
 {
-    const char *device = "vulkan";
+    const char *device = "vulkan", *precision = "fp32";
     int size = 4096, reps = 20, iters = 5;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--device") == 0)
@@ -39,8 +39,10 @@ int main(int argc, char **argv)
             reps = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--iters") == 0)
             iters = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--precision") == 0)
+            precision = argv[i + 1];
         else
-            return die("usage: gemm_device_bench [--device D] [--size N] [--reps R] [--iters I]");
+            return die("usage: gemm_device_bench [--device D] [--precision fp32|fp16] [--size N] [--reps R] [--iters I]");
     }
     if (size < 1 || size > 65536 || reps < 1 || iters < 1)
         return die("bad arguments");
@@ -50,6 +52,8 @@ int main(int argc, char **argv)
         return die(err.msg);
     if (rf_backend_warning(be))
         return die(rf_backend_warning(be));
+    if (rf_backend_set_precision(be, strcmp(precision, "fp16") == 0 ? RF_PRECISION_FP16 : RF_PRECISION_FP32, &err))
+        return die(err.msg);
     const rf_backend_ops *o = be->ops;
     int64_t n = size, shape[2] = {n, n}, bshape[1] = {n};
     size_t bytes = (size_t)(n * n) * sizeof(float);
@@ -88,9 +92,9 @@ int main(int argc, char **argv)
             best = t;
     }
     double flops = 2.0 * (double)n * n * n * reps;
-    printf("{\"impl\": \"radfuse\", \"device\": \"%s\", \"gemm\": %d, \"reps\": %d, \"ms_per_product\": %.3f, "
-           "\"tflops\": %.2f}\n",
-           rf_backend_name(be), size, reps, best / reps * 1e3, flops / best / 1e12);
+    printf("{\"impl\": \"radfuse\", \"device\": \"%s\", \"precision\": \"%s\", \"gemm\": %d, \"reps\": %d, "
+           "\"ms_per_product\": %.3f, \"tflops\": %.2f}\n",
+           rf_backend_name(be), precision, size, reps, best / reps * 1e3, flops / best / 1e12);
     o->linear_release(be, &l);
     for (int i = 0; i < 4; i++)
         o->buffer_free(be, bufs[i]);

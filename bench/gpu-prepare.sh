@@ -15,6 +15,8 @@ cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 .gpu/lib/
 mkdir -p .gl /tmp/amd64/partial
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 apt-get $o update -q >/dev/null
-(cd .gl && rm -f ./*.deb && apt-get $o download libvulkan1 >/dev/null)
-for d in /.gl/ /.gpu/; do grep -qxF "$d" .git/info/exclude || echo "$d" >>.git/info/exclude; done
+(cd .gl && rm -f ./*.deb && apt-get $o download libvulkan1 2>&1 | grep -v unsandboxed || true)
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+for d in /.gl/ /.gpu/; do grep -qxF "$d" "$exclude" 2>/dev/null || echo "$d" >>"$exclude"; done
 du -sh .gpu .gl

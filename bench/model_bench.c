@@ -7,8 +7,8 @@
  * batch size to a safetensors file so a peer can be checked for computing
  * the same function.
  *
- *   model_bench DIR [--batch 1,8] [--iters N] [--device D] [--threads N]
- *               [--tokens T] [--dump FILE]
+ *   model_bench DIR [--batch 1,8] [--iters N] [--device D] [--precision fp32|fp16]
+ *               [--threads N] [--tokens T] [--dump FILE]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +42,7 @@ static void fill_pixels(float *px, int64_t n)
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *dump = NULL, *batches = "1,8", *device = "cpu";
+    const char *dir = NULL, *dump = NULL, *batches = "1,8", *device = "cpu", *precision = "fp32";
     int iters = 10, threads = 0, tokens = 128;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
@@ -57,21 +57,25 @@ int main(int argc, char **argv)
             device = argv[++i];
         else if (strcmp(argv[i], "--tokens") == 0 && i + 1 < argc)
             tokens = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc)
+            precision = argv[++i];
         else if (!dir)
             dir = argv[i];
         else {
-            fprintf(stderr, "usage: model_bench DIR [--batch 1,8] [--iters N] [--device D] [--threads N] [--tokens T] [--dump FILE]\n");
+            fprintf(stderr, "usage: model_bench DIR [--batch 1,8] [--iters N] [--device D] [--precision fp32|fp16] [--threads N] [--tokens T] [--dump FILE]\n");
             return 2;
         }
     }
     if (!dir || iters < 1 || iters > 10000) {
-        fprintf(stderr, "usage: model_bench DIR [--batch 1,8] [--iters N] [--device D] [--threads N] [--tokens T] [--dump FILE]\n");
+        fprintf(stderr, "usage: model_bench DIR [--batch 1,8] [--iters N] [--device D] [--precision fp32|fp16] [--threads N] [--tokens T] [--dump FILE]\n");
         return 2;
     }
     rf_err err;
     rf_backend *be;
     rf_model *m;
-    if (rf_backend_create(&be, device, threads, &err) || rf_model_load(&m, dir, be, &err)) {
+    rf_precision prec = strcmp(precision, "fp16") == 0 ? RF_PRECISION_FP16 : RF_PRECISION_FP32;
+    if (rf_backend_create(&be, device, threads, &err) || rf_backend_set_precision(be, prec, &err) ||
+        rf_model_load(&m, dir, be, &err)) {
         fprintf(stderr, "model_bench: %s\n", err.msg);
         return 2;
     }
@@ -131,9 +135,9 @@ int main(int argc, char **argv)
             rf_model_outputs_free(&out);
         }
         qsort(times, (size_t)iters, sizeof *times, cmp_double);
-        printf("{\"impl\": \"radfuse\", \"device\": \"%s\", \"arch\": \"%s\", \"batch\": %d, \"iters\": %d, "
-               "\"median_ms\": %.3f, \"min_ms\": %.3f, \"per_second\": %.1f}\n",
-               rf_backend_name(be), rf_arch_name(info->arch), batch, iters, times[iters / 2] * 1e3,
+        printf("{\"impl\": \"radfuse\", \"device\": \"%s\", \"precision\": \"%s\", \"arch\": \"%s\", "
+               "\"batch\": %d, \"iters\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, \"per_second\": %.1f}\n",
+               rf_backend_name(be), precision, rf_arch_name(info->arch), batch, iters, times[iters / 2] * 1e3,
                times[0] * 1e3, batch / times[iters / 2]);
         fflush(stdout);
         free(times);
