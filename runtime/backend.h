@@ -23,10 +23,17 @@ typedef enum rf_act {
 
 /* A linear layer y = x W^T + b with W stored [out, in] as in PyTorch. */
 typedef struct rf_linear {
-    rf_tensor w;    /* f32 [out, in], contiguous */
+    rf_tensor w;    /* f32 [out, in], contiguous; data may be NULL on a backend
+                     * that keeps only its prepared form (the shape stays) */
     rf_tensor b;    /* f32 [out], or data == NULL */
-    void *prepared; /* backend-owned form of w (packed panels), or NULL */
+    void *prepared; /* backend-owned form of w (packed panels, fp16 copy), or NULL */
 } rf_linear;
+
+/* Whether a checkpoint had this (optional) layer. */
+static inline int rf_linear_present(const rf_linear *l)
+{
+    return l->w.ndim == 2;
+}
 
 /* A block of backend memory; tensors point into it. */
 typedef struct rf_buffer rf_buffer;

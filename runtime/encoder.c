@@ -332,12 +332,12 @@ static int run_pass(rf_model *m, const pass *p, results *r, rf_err *err)
     rf_tensor cls = view2(&x, 0, B, C, T * C);
     if (m->pooler_is_cls) {
         r->pooled = cls;
-    } else if (m->pooler.w.data) {
+    } else if (rf_linear_present(&m->pooler)) {
         if ((rc = alloc2(m, &r->pooled, B, C, err)) ||
             (rc = o->linear(m->be, &r->pooled, &cls, &m->pooler, RF_ACT_TANH, NULL, err)))
             return rc;
     }
-    if (!m->head.w.data)
+    if (!rf_linear_present(&m->head))
         return RF_OK;
     rf_tensor feat = cls;
     if (m->pool_avg) {

@@ -907,37 +907,66 @@ void rf_model_for_each_weight(rf_model *m, void (*fn)(rf_tensor *t, void *ctx), 
     }
 }
 
-typedef struct relocation {
-    uint8_t *from, *to;
-} relocation;
+typedef struct packing {
+    uint8_t *host;   /* packed copy being filled, or NULL while sizing */
+    uint8_t *device; /* its device base, for relocation */
+    size_t used;
+} packing;
 
-static void relocate(rf_tensor *t, void *ctx)
+/* Sizes (host == NULL) or copies and relocates one weight into the packing. */
+static void pack(rf_tensor *t, void *ctx)
 {
-    const relocation *r = ctx;
-    if (t->data)
-        t->data = r->to + ((uint8_t *)t->data - r->from);
+    packing *p = ctx;
+    if (!t->data)
+        return;
+    size_t bytes = (size_t)rf_tensor_numel(t) * rf_dtype_size(t->dtype);
+    if (p->host) {
+        memcpy(p->host + p->used, t->data, bytes);
+        t->data = p->device + p->used;
+    }
+    p->used += (bytes + 63) & ~(size_t)63;
 }
 
-/* Copies the host weight arena to backend memory in one upload and points
- * every weight tensor there; the host copy is freed. */
+static void drop_prepared(rf_linear *l)
+{
+    if (l->prepared)
+        l->w.data = NULL; /* the backend keeps its own form; only the shape stays */
+}
+
+/* Moves every weight to backend memory in one upload and points the tensors
+ * there; linear weights the backend holds in a prepared form of its own (fp16
+ * copies) are left out, so the device does not keep them twice. */
 static int move_weights_to_device(rf_model *m, rf_err *err)
 {
     rf_backend *be = m->be;
-    size_t bytes = (m->weights.used + 3) & ~(size_t)3;
+    rf_linear *singles[] = {&m->patch, &m->pooler, &m->head};
+    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++)
+        drop_prepared(singles[i]);
+    for (int i = 0; i < m->info.layers; i++) {
+        drop_prepared(&m->blocks[i].qkv);
+        drop_prepared(&m->blocks[i].proj);
+        drop_prepared(&m->blocks[i].fc1);
+        drop_prepared(&m->blocks[i].fc2);
+    }
+    packing p = {0};
+    rf_model_for_each_weight(m, pack, &p); /* sizes */
+    size_t bytes = p.used ? p.used : 64;
     void *dev;
-    int rc = be->ops->buffer_alloc(be, bytes ? bytes : 4, &m->weights_buf, &dev, err);
+    int rc = be->ops->buffer_alloc(be, bytes, &m->weights_buf, &dev, err);
     if (rc)
         return rc;
+    p = (packing){.host = calloc(1, bytes), .device = dev};
+    if (!p.host)
+        return rf_err_set(err, RF_ENOMEM, "cannot allocate %zu bytes to stage the weights", bytes);
+    rf_model_for_each_weight(m, pack, &p); /* copies and relocates */
     int64_t n = (int64_t)(bytes / 4);
     rf_tensor all = rf_tensor_make(RF_F32, dev, 1, &n);
-    if ((rc = be->ops->upload(be, &all, m->weights.base, err)))
-        return rc;
-    relocation r = {m->weights.base, dev};
-    rf_model_for_each_weight(m, relocate, &r);
+    rc = be->ops->upload(be, &all, p.host, err);
+    free(p.host);
     rf_arena_free(&m->weights);
     rf_arena_wrap(&m->weights, dev, bytes);
     m->weights.used = bytes;
-    return RF_OK;
+    return rc;
 }
 
 void rf_model_release(rf_model *m)

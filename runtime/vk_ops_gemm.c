@@ -183,12 +183,24 @@ static int weight_operand(const rf_linear *l, const char *op, gemm_params *p, ge
     return RF_OK;
 }
 
+/* The weight's shape must be a 2-D [out, in]; its fp32 data may be gone
+ * (NULL) once an fp16 copy is prepared: the model does not keep both. */
+static int check_weight(const rf_linear *l, const char *op, rf_err *err)
+{
+    if (l->prepared) {
+        if (l->w.ndim != 2 || l->w.shape[0] < 1 || l->w.shape[1] < 1)
+            return rf_err_set(err, RF_EINVAL, "%s: weight must be 2-D", op);
+        return RF_OK;
+    }
+    return rf_vk_check_2d(&l->w, op, "weight", err);
+}
+
 int rf_vk_linear(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_linear *l, rf_act act,
                  const rf_tensor *residual, rf_err *err)
 {
     int rc;
     if ((rc = rf_vk_check_2d(x, "linear", "input", err)) || (rc = rf_vk_check_2d(y, "linear", "output", err)) ||
-        (rc = rf_vk_check_2d(&l->w, "linear", "weight", err)))
+        (rc = check_weight(l, "linear", err)))
         return rc;
     int64_t n = l->w.shape[0], k = l->w.shape[1];
     if (x->shape[1] != k || y->shape[0] != x->shape[0] || y->shape[1] != n)
@@ -278,7 +290,7 @@ int rf_vk_patch_embed(rf_backend *be, rf_tensor *y, const rf_tensor *img, const 
         return rf_err_set(err, RF_EINVAL, "patch_embed: image %lldx%lld is not a multiple of patch %d",
                           (long long)H, (long long)W, patch);
     int rc;
-    if ((rc = rf_vk_check_2d(&proj->w, "patch_embed", "projection", err)) ||
+    if ((rc = check_weight(proj, "patch_embed", err)) ||
         (rc = rf_vk_check_index(rf_tensor_numel(img), "patch_embed", err)))
         return rc;
     int64_t gh = H / patch, gw = W / patch, np = gh * gw, kdim = C * patch * patch, E = proj->w.shape[0];
