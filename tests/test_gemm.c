@@ -28,26 +28,6 @@
 /* Marks padding between rows: it must come back untouched. */
 #define SENTINEL 12345.0f
 
-static float *alloc_floats(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "test_gemm: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static double *alloc_doubles(int64_t n)
-{
-    double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "test_gemm: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 /* sum[i*N+j] = sum_k opA(i,k) opB(k,j) and absum the same over |products|,
  * in double; opA(i,k) = trans_a ? A[k*lda+i] : A[i*lda+k], likewise B. */
 static void reference_product(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
@@ -107,10 +87,10 @@ static void check_nt_packed(rf_pool *pool, int64_t M, int64_t N, int64_t K, int6
                             int use_bias, rf_act act, enum residual_mode res_mode, uint64_t seed)
 {
     const int64_t lda = K + pad, ldb = K + pad, ldc = N + pad;
-    float *A = alloc_floats(M * lda), *B = alloc_floats(N * ldb), *bias = alloc_floats(N);
-    float *C = alloc_floats(M * ldc), *R = alloc_floats(M * ldc);
-    double *sum = alloc_doubles(M * N), *absum = alloc_doubles(M * N);
-    double *want = alloc_doubles(M * N), *extra = alloc_doubles(M * N);
+    float *A = test_falloc(M * lda), *B = test_falloc(N * ldb), *bias = test_falloc(N);
+    float *C = test_falloc(M * ldc), *R = test_falloc(M * ldc);
+    double *sum = test_dalloc(M * N), *absum = test_dalloc(M * N);
+    double *want = test_dalloc(M * N), *extra = test_dalloc(M * N);
     test_fill_random(A, M * lda, seed, 1.0f);
     test_fill_random(B, N * ldb, seed + 1, 1.0f);
     test_fill_random(bias, N, seed + 2, 1.0f);
@@ -174,10 +154,10 @@ static void check_gemm(rf_pool *pool, int trans_a, int trans_b, int64_t M, int64
     const int64_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K;
     const int64_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
     const int64_t lda = a_cols + pad, ldb = b_cols + pad, ldc = N + pad;
-    float *A = alloc_floats(a_rows * lda), *B = alloc_floats(b_rows * ldb);
-    float *C = alloc_floats(M * ldc);
-    double *sum = alloc_doubles(M * N), *absum = alloc_doubles(M * N);
-    double *extra = alloc_doubles(M * N);
+    float *A = test_falloc(a_rows * lda), *B = test_falloc(b_rows * ldb);
+    float *C = test_falloc(M * ldc);
+    double *sum = test_dalloc(M * N), *absum = test_dalloc(M * N);
+    double *extra = test_dalloc(M * N);
     test_fill_random(A, a_rows * lda, seed, 1.0f);
     test_fill_random(B, b_rows * ldb, seed + 1, 1.0f);
     for (int64_t i = 0; i < M * ldc; i++)
@@ -281,9 +261,9 @@ static void larger_shapes_once(rf_pool **pools, uint64_t seed)
 static void pack_then_switch_kernel(rf_pool *pool)
 {
     const int64_t M = 19, N = 77, K = 131;
-    float *A = alloc_floats(M * K), *B = alloc_floats(N * K), *C = alloc_floats(M * N);
-    double *sum = alloc_doubles(M * N), *absum = alloc_doubles(M * N);
-    double *extra = alloc_doubles(M * N);
+    float *A = test_falloc(M * K), *B = test_falloc(N * K), *C = test_falloc(M * N);
+    double *sum = test_dalloc(M * N), *absum = test_dalloc(M * N);
+    double *extra = test_dalloc(M * N);
     test_fill_random(A, M * K, 77, 1.0f);
     test_fill_random(B, N * K, 78, 1.0f);
     reference_product(0, 1, M, N, K, A, K, B, K, sum, absum);

@@ -61,42 +61,11 @@ static uint64_t next_seed(void)
 
 /* ---- allocation and views ---------------------------------------------- */
 
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "test_ops: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static float *falloc(int64_t n)
-{
-    return xmalloc((size_t)n * sizeof(float));
-}
-
-static double *dalloc(int64_t n)
-{
-    return xmalloc((size_t)n * sizeof(double));
-}
-
-static int32_t *ialloc(int64_t n)
-{
-    return xmalloc((size_t)n * sizeof(int32_t));
-}
-
 static float *fdup(const float *x, int64_t n)
 {
-    float *p = falloc(n);
+    float *p = test_falloc(n);
     memcpy(p, x, (size_t)n * sizeof(float));
     return p;
-}
-
-static void fill_const(float *x, int64_t n, float v)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = v;
 }
 
 /* 2-D f32 view of rows x cols with row stride ld. */
@@ -195,7 +164,7 @@ static void cmp_end(cmp *c)
  * strides, up to 4-D) still holds SENTINEL. */
 static void check_untouched(const float *buf, int64_t total, const rf_tensor *out, const char *what)
 {
-    char *in = xmalloc((size_t)total);
+    char *in = test_xmalloc((size_t)total);
     memset(in, 0, (size_t)total);
     int64_t shape[4] = {1, 1, 1, 1}, stride[4] = {0, 0, 0, 0};
     for (int d = 0; d < out->ndim; d++) {
@@ -276,15 +245,15 @@ static void linear_case(int64_t M, int64_t K, int64_t N)
 {
     rf_err err = {{0}};
     const int64_t ldx = K + 7, ldy = N + 5, ldr = N + 3;
-    float *x = falloc(M * ldx), *w = falloc(N * K), *bias = falloc(N), *res = falloc(M * ldr);
-    float *y = falloc(M * ldy);
+    float *x = test_falloc(M * ldx), *w = test_falloc(N * K), *bias = test_falloc(N), *res = test_falloc(M * ldr);
+    float *y = test_falloc(M * ldy);
     test_fill_random(x, M * ldx, next_seed(), 1.0f);
     test_fill_random(w, N * K, next_seed(), 1.0f);
     test_fill_random(bias, N, next_seed(), 1.0f);
     test_fill_random(res, M * ldr, next_seed(), 2.0f);
     float *x0 = fdup(x, M * ldx), *w0 = fdup(w, N * K), *res0 = fdup(res, M * ldr);
 
-    double *dot = dalloc(M * N), *absum = dalloc(M * N);
+    double *dot = test_dalloc(M * N), *absum = test_dalloc(M * N);
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             double s = 0, as = 0;
@@ -318,7 +287,7 @@ static void linear_case(int64_t M, int64_t K, int64_t N)
         for (int ai = 0; ai < N_ACTS; ai++) {
             rf_act act = all_acts[ai];
             for (int rm = 0; rm < RES_MODES; rm++) {
-                fill_const(y, M * ldy, SENTINEL);
+                test_fill_const(y, M * ldy, SENTINEL);
                 rf_tensor ty = v2(y, M, N, ldy), tx = v2(x, M, K, ldx), tr = v2(res, M, N, ldr);
                 const rf_tensor *rp = NULL;
                 if (rm == RES_SEPARATE)
@@ -378,8 +347,8 @@ static void linear_errors(void)
 {
     rf_err ferr;
     const int64_t N = 24, K = 40, M = 3;
-    float *w = falloc(N * K), *bias = falloc(N + 1), *x = falloc(M * (K + 1)),
-          *y = falloc((M + 1) * (N + 1)), *r = falloc((M + 1) * (N + 1));
+    float *w = test_falloc(N * K), *bias = test_falloc(N + 1), *x = test_falloc(M * (K + 1)),
+          *y = test_falloc((M + 1) * (N + 1)), *r = test_falloc((M + 1) * (N + 1));
     test_fill_random(w, N * K, next_seed(), 1.0f);
     test_fill_random(bias, N + 1, next_seed(), 1.0f);
     test_fill_random(x, M * (K + 1), next_seed(), 1.0f);
@@ -470,11 +439,11 @@ static void matmul_case(int64_t batch, int64_t M, int64_t N, int64_t K, int ta, 
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     const int64_t lda = ac + 3, ldb = bc + 2, ldc = N + 4;
     const int64_t sa = ar * lda + 5, sb = br * ldb + 1, sc = M * ldc + 7;
-    float *a = falloc(batch * sa), *b = falloc(batch * sb), *c = falloc(batch * sc);
+    float *a = test_falloc(batch * sa), *b = test_falloc(batch * sb), *c = test_falloc(batch * sc);
     test_fill_random(a, batch * sa, next_seed(), 1.0f);
     test_fill_random(b, batch * sb, next_seed(), 1.0f);
     float *a0 = fdup(a, batch * sa), *b0 = fdup(b, batch * sb);
-    fill_const(c, batch * sc, SENTINEL);
+    test_fill_const(c, batch * sc, SENTINEL);
     rf_tensor tA = v3(a, batch, ar, ac, sa, lda), tB = v3(b, batch, br, bc, sb, ldb),
               tC = v3(c, batch, M, N, sc, ldc);
     int rc = OPS->matmul(g_be, &tC, &tA, &tB, ta, tb, alpha, &err);
@@ -510,7 +479,7 @@ static void matmul_case(int64_t batch, int64_t M, int64_t N, int64_t K, int ta, 
 static void matmul_errors(void)
 {
     rf_err ferr;
-    float *a = falloc(2 * 17 * 24), *b = falloc(2 * 24 * 40), *c = falloc(2 * 17 * 40);
+    float *a = test_falloc(2 * 17 * 24), *b = test_falloc(2 * 24 * 40), *c = test_falloc(2 * 17 * 40);
     test_fill_random(a, 2 * 17 * 24, next_seed(), 1.0f);
     test_fill_random(b, 2 * 24 * 40, next_seed(), 1.0f);
     rf_tensor A = v3(a, 2, 17, 24, 17 * 24, 24), B = v3(b, 2, 24, 40, 24 * 40, 40),
@@ -575,14 +544,14 @@ static void layernorm_case(int64_t rows, int64_t n, float eps, int alias, int sh
 {
     rf_err err = {{0}};
     const int64_t ldx = n + 3, ldy = alias ? ldx : n + 6;
-    float *x = falloc(rows * ldx), *g = falloc(n), *bt = falloc(n);
-    float *y = alias ? x : falloc(rows * ldy);
+    float *x = test_falloc(rows * ldx), *g = test_falloc(n), *bt = test_falloc(n);
+    float *y = alias ? x : test_falloc(rows * ldy);
     test_fill_random(x, rows * ldx, next_seed(), 1.0f);
     test_fill_random(g, n, next_seed(), 0.5f);
     for (int64_t i = 0; i < n; i++)
         g[i] += 1.0f;
     test_fill_random(bt, n, next_seed(), 0.5f);
-    int *kind = xmalloc((size_t)rows * sizeof(int));
+    int *kind = test_xmalloc((size_t)rows * sizeof(int));
     for (int64_t r = 0; r < rows; r++) {
         float *xr = x + r * ldx;
         kind[r] = (int)((r + shift) % 4);
@@ -597,7 +566,7 @@ static void layernorm_case(int64_t rows, int64_t n, float eps, int alias, int sh
     }
     float *x0 = fdup(x, rows * ldx);
     if (!alias)
-        fill_const(y, rows * ldy, SENTINEL);
+        test_fill_const(y, rows * ldy, SENTINEL);
     rf_tensor tx = v2(x, rows, n, ldx), ty = v2(y, rows, n, ldy), tg = v1(g, n), tb = v1(bt, n);
     int rc = OPS->layernorm(g_be, &ty, &tx, &tg, &tb, eps, &err);
     CHECKF(rc == 0, "layernorm: %s", err.msg);
@@ -647,7 +616,7 @@ static void layernorm_case(int64_t rows, int64_t n, float eps, int alias, int sh
 static void layernorm_errors(void)
 {
     rf_err ferr;
-    float *x = falloc(17 * 40), *y = falloc(18 * 41), *g = falloc(41), *b = falloc(41);
+    float *x = test_falloc(17 * 40), *y = test_falloc(18 * 41), *g = test_falloc(41), *b = test_falloc(41);
     test_fill_random(x, 17 * 40, next_seed(), 1.0f);
     test_fill_random(g, 41, next_seed(), 1.0f);
     test_fill_random(b, 41, next_seed(), 1.0f);
@@ -690,7 +659,7 @@ static void activation_case(int64_t rows, int64_t n, int kind, int alias)
 {
     rf_err err = {{0}};
     const int64_t ldx = n + 5, ldy = alias ? ldx : n + 9;
-    float *x = falloc(rows * ldx), *y = alias ? x : falloc(rows * ldy);
+    float *x = test_falloc(rows * ldx), *y = alias ? x : test_falloc(rows * ldy);
     test_fill_random(x, rows * ldx, next_seed(), 10.0f);
     if (kind == 0)
         for (int64_t r = 0; r < rows; r++)
@@ -702,7 +671,7 @@ static void activation_case(int64_t rows, int64_t n, int kind, int alias)
         if (alias)
             memcpy(x, x0, (size_t)(rows * ldx) * sizeof(float));
         else
-            fill_const(y, rows * ldy, SENTINEL);
+            test_fill_const(y, rows * ldy, SENTINEL);
         rf_tensor tx = v2(x, rows, n, ldx), ty = v2(y, rows, n, ldy);
         int rc = OPS->activation(g_be, &ty, &tx, act, &err);
         CHECKF(rc == 0, "activation: %s", err.msg);
@@ -739,7 +708,7 @@ static void activation_points(void)
                                 -5.54703f, -5.5372701f, -5.5977273f, 5.59227f, 4.62978f};
     const int64_t n = (int64_t)(sizeof pts / sizeof pts[0]);
     rf_err err = {{0}};
-    float *x = fdup(pts, n), *y = falloc(n);
+    float *x = fdup(pts, n), *y = test_falloc(n);
     for (int ai = 0; ai < N_ACTS; ai++) {
         rf_act act = all_acts[ai];
         rf_tensor tx = v2(x, 1, n, n), ty = v2(y, 1, n, n);
@@ -766,7 +735,7 @@ static void activation_points(void)
 static void activation_errors(void)
 {
     rf_err ferr;
-    float *x = falloc(17 * 40), *y = falloc(18 * 41);
+    float *x = test_falloc(17 * 40), *y = test_falloc(18 * 41);
     test_fill_random(x, 17 * 40, next_seed(), 1.0f);
     rf_tensor tx = v2(x, 17, 40, 40), y_n = v2(y, 17, 41, 41), y_m = v2(y, 18, 40, 40);
     rf_tensor x_3d = v3(x, 1, 17, 40, 17 * 40, 40), y_ok = v2(y, 17, 40, 40);
@@ -801,12 +770,12 @@ static void add_case(int64_t rows, int64_t n, int bcast, int alias)
 {
     rf_err err = {{0}};
     const int64_t lda = n + 2, ldb = n + 5, ldy = alias ? lda : n + 1, brows = bcast ? 1 : rows;
-    float *a = falloc(rows * lda), *b = falloc(brows * ldb), *y = alias ? a : falloc(rows * ldy);
+    float *a = test_falloc(rows * lda), *b = test_falloc(brows * ldb), *y = alias ? a : test_falloc(rows * ldy);
     test_fill_random(a, rows * lda, next_seed(), 3.0f);
     test_fill_random(b, brows * ldb, next_seed(), 3.0f);
     float *a0 = fdup(a, rows * lda), *b0 = fdup(b, brows * ldb);
     if (!alias)
-        fill_const(y, rows * ldy, SENTINEL);
+        test_fill_const(y, rows * ldy, SENTINEL);
     rf_tensor ta = v2(a, rows, n, lda), tb = v2(b, brows, n, ldb), ty = v2(y, rows, n, ldy);
     int rc = OPS->add(g_be, &ty, &ta, &tb, &err);
     CHECKF(rc == 0, "add: %s", err.msg);
@@ -839,16 +808,16 @@ static void scale_add_case(int64_t rows, int64_t n, int mode)
 {
     rf_err err = {{0}};
     const int64_t ld = n + 3, ldy = n + 1;
-    float *x = falloc(rows * ld), *res = falloc(rows * ld), *g = falloc(n);
+    float *x = test_falloc(rows * ld), *res = test_falloc(rows * ld), *g = test_falloc(n);
     test_fill_random(x, rows * ld, next_seed(), 3.0f);
     test_fill_random(res, rows * ld, next_seed(), 3.0f);
     test_fill_random(g, n, next_seed(), 1.0f);
     float *x0 = fdup(x, rows * ld), *r0 = fdup(res, rows * ld);
-    float *ybuf = mode == 0 ? falloc(rows * ldy) : NULL;
+    float *ybuf = mode == 0 ? test_falloc(rows * ldy) : NULL;
     float *y = mode == 0 ? ybuf : (mode == 1 ? res : x);
     int64_t yld = mode == 0 ? ldy : ld;
     if (ybuf)
-        fill_const(ybuf, rows * ldy, SENTINEL);
+        test_fill_const(ybuf, rows * ldy, SENTINEL);
     rf_tensor tx = v2(x, rows, n, ld), tr = v2(res, rows, n, ld), ty = v2(y, rows, n, yld),
               tg = v1(g, n);
     int rc = OPS->scale_add(g_be, &ty, &tx, &tg, &tr, &err);
@@ -881,7 +850,7 @@ static void scale_add_case(int64_t rows, int64_t n, int mode)
 static void elementwise_errors(void)
 {
     rf_err ferr;
-    float *a = falloc(18 * 41), *b = falloc(18 * 41), *y = falloc(18 * 41), *g = falloc(41);
+    float *a = test_falloc(18 * 41), *b = test_falloc(18 * 41), *y = test_falloc(18 * 41), *g = test_falloc(41);
     test_fill_random(a, 18 * 41, next_seed(), 1.0f);
     test_fill_random(b, 18 * 41, next_seed(), 1.0f);
     test_fill_random(g, 41, next_seed(), 1.0f);
@@ -943,24 +912,12 @@ static void softmax_case(int64_t B, int64_t R, int64_t C, int masked, float scal
     rf_err err = {{0}};
     const int64_t s1 = C + 3, s0 = R * s1 + 2;
     const int64_t t1 = alias ? s1 : C + 1, t0 = alias ? s0 : R * t1 + 4;
-    float *x = falloc(B * s0), *y = alias ? x : falloc(B * t0);
+    float *x = test_falloc(B * s0), *y = alias ? x : test_falloc(B * t0);
     test_fill_random(x, B * s0, next_seed(), xscale);
     float *x0 = fdup(x, B * s0);
-    int32_t *mask = ialloc(B * C);
-    float *mr = falloc(B * C);
-    test_fill_random(mr, B * C, next_seed(), 1.0f);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t j = 0; j < C; j++) {
-            int keep;
-            switch (b % 3) {
-            case 0: keep = j == 0 || mr[b * C + j] > -0.5f; break;
-            case 1: keep = j < (C - C / 3 > 0 ? C - C / 3 : 1); break;
-            default: keep = 0; break;
-            }
-            mask[b * C + j] = keep ? (j % 2 ? 1 : 7) : 0; /* any nonzero keeps */
-        }
+    int32_t *mask = test_softmax_mask(B, C, next_seed());
     if (!alias)
-        fill_const(y, B * t0, SENTINEL);
+        test_fill_const(y, B * t0, SENTINEL);
     int64_t mshape[2] = {B, C};
     rf_tensor tm = rf_tensor_make(RF_I32, mask, 2, mshape);
     rf_tensor tx = v3(x, B, R, C, s0, s1), ty = v3(y, B, R, C, t0, t1);
@@ -1003,7 +960,6 @@ static void softmax_case(int64_t B, int64_t R, int64_t C, int masked, float scal
     free(x);
     free(x0);
     free(mask);
-    free(mr);
     if (!alias)
         free(y);
 }
@@ -1011,7 +967,7 @@ static void softmax_case(int64_t B, int64_t R, int64_t C, int masked, float scal
 static void softmax_errors(void)
 {
     rf_err ferr;
-    float *x = falloc(2 * 3 * 17), *y = falloc(2 * 3 * 18);
+    float *x = test_falloc(2 * 3 * 17), *y = test_falloc(2 * 3 * 18);
     int32_t mask[2 * 18];
     for (int i = 0; i < 2 * 18; i++)
         mask[i] = 1;
@@ -1038,14 +994,7 @@ static void softmax_errors(void)
 static void test_softmax(void)
 {
     static const int64_t cols[] = {1, 3, 17, 197};
-    static const int64_t rows[] = {1, 3, 17};
-    for (size_t ci = 0; ci < 4; ci++)
-        for (size_t ri = 0; ri < 3; ri++)
-            for (int alias = 0; alias < 2; alias++) {
-                softmax_case(ri == 1 ? 1 : 2, rows[ri], cols[ci], 0, 1.0f, 4.0f, alias);
-                softmax_case(3, rows[ri], cols[ci], 1, 0.125f, 30.0f, alias);
-                softmax_case(3, rows[ri], cols[ci], 1, 1.0f, 100.0f, alias);
-            }
+    test_softmax_grid(cols, sizeof cols / sizeof cols[0], softmax_case);
     softmax_errors();
 }
 
@@ -1073,24 +1022,12 @@ static void attention_case(int64_t B, int64_t T, int heads, int64_t D, int maske
 {
     rf_err err = {{0}};
     const int64_t HD = heads * D, ld = 3 * HD + qkv_pad, old = HD + out_pad;
-    float *qkv = falloc(B * T * ld), *out = falloc(B * T * old);
+    float *qkv = test_falloc(B * T * ld), *out = test_falloc(B * T * old);
     test_fill_random(qkv, B * T * ld, next_seed(), 1.5f);
     float *qkv0 = fdup(qkv, B * T * ld);
-    fill_const(out, B * T * old, SENTINEL);
-    int32_t *mask = ialloc(B * T);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t j = 0; j < T; j++) {
-            int keep = 1;
-            if (masked) {
-                if (b % 3 == 0)
-                    keep = j < T - T / 3;
-                else if (b % 3 == 1)
-                    keep = j >= (T - 1 < 70 ? T - 1 : 70);
-                else
-                    keep = 0;
-            }
-            mask[b * T + j] = keep;
-        }
+    test_fill_const(out, B * T * old, SENTINEL);
+    int32_t *mask = test_ialloc(B * T);
+    test_attention_mask(mask, B, T, masked);
     int64_t mshape[2] = {B, T};
     rf_tensor tm = rf_tensor_make(RF_I32, mask, 2, mshape);
     rf_tensor tq = v3(qkv, B, T, HD, T * ld, ld), tk = v3(qkv + HD, B, T, HD, T * ld, ld),
@@ -1103,7 +1040,7 @@ static void attention_case(int64_t B, int64_t T, int heads, int64_t D, int maske
     cmp_begin(&c, "attention", "B=%lld T=%lld heads=%d D=%lld mask=%d qkv_pad=%lld out_pad=%lld",
               (long long)B, (long long)T, heads, (long long)D, masked, (long long)qkv_pad,
               (long long)out_pad);
-    double *p = dalloc(T);
+    double *p = test_dalloc(T);
     int64_t nonzero_masked_rows = 0;
     for (int64_t b = 0; b < B; b++)
         for (int h = 0; h < heads; h++)
@@ -1159,9 +1096,9 @@ static void attention_errors(void)
 {
     rf_err ferr;
     const int64_t B = 2, T = 17, HD = 24;
-    float *qkv = falloc(B * T * 3 * HD), *out = falloc(B * (T + 1) * (HD + 1));
+    float *qkv = test_falloc(B * T * 3 * HD), *out = test_falloc(B * (T + 1) * (HD + 1));
     test_fill_random(qkv, B * T * 3 * HD, next_seed(), 1.0f);
-    int32_t *mask = ialloc(B * (T + 1));
+    int32_t *mask = test_ialloc(B * (T + 1));
     for (int64_t i = 0; i < B * (T + 1); i++)
         mask[i] = 1;
     const int64_t ld = 3 * HD;
@@ -1190,7 +1127,7 @@ static void attention_errors(void)
 
     /* a head wider than the backend supports is refused, not overrun */
     const int64_t wide = 600;
-    float *big = falloc(wide * 2), *bo = falloc(wide * 2);
+    float *big = test_falloc(wide * 2), *bo = test_falloc(wide * 2);
     test_fill_random(big, wide * 2, next_seed(), 1.0f);
     rf_tensor bq = v3(big, 1, 2, wide, 2 * wide, wide), bout = v3(bo, 1, 2, wide, 2 * wide, wide);
     memset(&ferr, 0, sizeof ferr);
@@ -1253,13 +1190,13 @@ static void patch_embed_case(int64_t B, int64_t C, int64_t H, int64_t W, int P, 
 {
     rf_err err = {{0}};
     const int64_t gh = H / P, gw = W / P, Np = gh * gw, Kd = C * P * P, erow = E + 3;
-    float *img = falloc(B * C * H * W), *w = falloc(E * Kd), *bias = falloc(E);
-    float *tok = falloc(B * (1 + Np) * erow);
+    float *img = test_falloc(B * C * H * W), *w = test_falloc(E * Kd), *bias = test_falloc(E);
+    float *tok = test_falloc(B * (1 + Np) * erow);
     test_fill_random(img, B * C * H * W, next_seed(), 1.0f);
     test_fill_random(w, E * Kd, next_seed(), 0.5f);
     test_fill_random(bias, E, next_seed(), 1.0f);
     float *img0 = fdup(img, B * C * H * W);
-    fill_const(tok, B * (1 + Np) * erow, SENTINEL);
+    test_fill_const(tok, B * (1 + Np) * erow, SENTINEL);
     int64_t ishape[4] = {B, C, H, W}, wshape[2] = {E, Kd};
     rf_tensor timg = rf_tensor_make(RF_F32, img, 4, ishape);
     rf_tensor ty = v3(tok + erow, B, Np, E, (1 + Np) * erow, erow);
@@ -1315,8 +1252,8 @@ static void patch_embed_errors(void)
     const int64_t B = 2, C = 3, H = 8, W = 12, E = 24;
     const int P = 4;
     const int64_t Np = (H / P) * (W / P), Kd = C * P * P;
-    float *img = falloc(B * C * H * W), *w = falloc(E * (Kd + 1)), *bias = falloc(E + 1);
-    float *y = falloc(B * (Np + 1) * (E + 1));
+    float *img = test_falloc(B * C * H * W), *w = test_falloc(E * (Kd + 1)), *bias = test_falloc(E + 1);
+    float *y = test_falloc(B * (Np + 1) * (E + 1));
     test_fill_random(img, B * C * H * W, next_seed(), 1.0f);
     test_fill_random(w, E * (Kd + 1), next_seed(), 1.0f);
     test_fill_random(bias, E + 1, next_seed(), 1.0f);
@@ -1351,7 +1288,7 @@ static void patch_embed_errors(void)
         rf_tensor y_2d = v2(y, B * Np, E, E);
         /* biases of the wrong length; the short one is allocated exactly, so
          * reading E values from it would be a heap overflow under ASan */
-        float *short_bias = falloc(E - 1);
+        float *short_bias = test_falloc(E - 1);
         test_fill_random(short_bias, E - 1, next_seed(), 1.0f);
         rf_linear proj_b = proj, proj_s = proj;
         proj_b.b = v1(bias, E + 1);
@@ -1401,11 +1338,11 @@ static void embedding_case(int64_t n, int64_t V, int64_t E)
 {
     rf_err err = {{0}};
     const int64_t ldt = E + 5, ldy = E + 2;
-    float *table = falloc(V * ldt), *y = falloc(n * ldy);
+    float *table = test_falloc(V * ldt), *y = test_falloc(n * ldy);
     test_fill_random(table, V * ldt, next_seed(), 1.0f);
-    fill_const(y, n * ldy, SENTINEL);
-    int32_t *ids = ialloc(n);
-    float *r = falloc(n);
+    test_fill_const(y, n * ldy, SENTINEL);
+    int32_t *ids = test_ialloc(n);
+    float *r = test_falloc(n);
     test_fill_random(r, n, next_seed(), 1.0f);
     for (int64_t i = 0; i < n; i++)
         ids[i] = (int32_t)((r[i] + 1.0f) * 0.5f * (float)(V - 1) + 0.5f);
@@ -1436,7 +1373,7 @@ static void embedding_errors(void)
 {
     rf_err ferr;
     const int64_t V = 50, E = 40, n = 3;
-    float *table = falloc(V * E), *y = falloc((n + 1) * (E + 1));
+    float *table = test_falloc(V * E), *y = test_falloc((n + 1) * (E + 1));
     test_fill_random(table, V * E, next_seed(), 1.0f);
     int32_t ids[3] = {1, 2, 3};
     rf_tensor tt = v2(table, V, E, E), ty = v2(y, n, E, E);
@@ -1507,7 +1444,7 @@ static void interp_check(rf_tensor *ty, const rf_tensor *tx, float *ybuf, int64_
 {
     rf_err err = {{0}};
     float *x0 = fdup(xbuf, xtotal);
-    fill_const(ybuf, ytotal, SENTINEL);
+    test_fill_const(ybuf, ytotal, SENTINEL);
     int rc = OPS->interp_bicubic(g_be, ty, tx, &err);
     CHECKF(rc == 0, "interp_bicubic %s: %s", what, err.msg);
     const int64_t C = tx->shape[0], H = tx->shape[1], W = tx->shape[2];
@@ -1553,7 +1490,7 @@ static void interp_check(rf_tensor *ty, const rf_tensor *tx, float *ybuf, int64_
 /* Contiguous [C, H, W] -> [C, H2, W2]. */
 static void interp_plain(int64_t C, int64_t H, int64_t W, int64_t H2, int64_t W2)
 {
-    float *x = falloc(C * H * W), *y = falloc(C * H2 * W2);
+    float *x = test_falloc(C * H * W), *y = test_falloc(C * H2 * W2);
     test_fill_random(x, C * H * W, next_seed(), 2.0f);
     int64_t xs[3] = {C, H, W}, ys[3] = {C, H2, W2};
     rf_tensor tx = rf_tensor_make(RF_F32, x, 3, xs), ty = rf_tensor_make(RF_F32, y, 3, ys);
@@ -1570,7 +1507,7 @@ static void interp_plain(int64_t C, int64_t H, int64_t W, int64_t H2, int64_t W2
 static void interp_pos_embed(int64_t E, int64_t H, int64_t W, int64_t H2, int64_t W2)
 {
     const int64_t xt = (1 + H * W) * E, yt = (1 + H2 * W2) * E;
-    float *x = falloc(xt), *y = falloc(yt);
+    float *x = test_falloc(xt), *y = test_falloc(yt);
     test_fill_random(x, xt, next_seed(), 1.0f);
     rf_tensor tx = v3(x + E, E, H, W, 1, W * E), ty = v3(y + E, E, H2, W2, 1, W2 * E);
     tx.stride[2] = E;
@@ -1583,7 +1520,7 @@ static void interp_pos_embed(int64_t E, int64_t H, int64_t W, int64_t H2, int64_
 static void interp_errors(void)
 {
     rf_err ferr;
-    float *x = falloc(3 * 4 * 4), *y = falloc(3 * 6 * 5);
+    float *x = test_falloc(3 * 4 * 4), *y = test_falloc(3 * 6 * 5);
     test_fill_random(x, 3 * 4 * 4, next_seed(), 1.0f);
     int64_t xs[3] = {3, 4, 4}, yc[3] = {2, 6, 5}, ye[3] = {3, 0, 5}, x2[2] = {12, 4};
     rf_tensor tx = rf_tensor_make(RF_F32, x, 3, xs);
@@ -1623,8 +1560,8 @@ static void interp_known_values(void)
     cmp_end(&c);
 
     float k[2 * 3 * 5], o[2 * 7 * 2];
-    fill_const(k, 15, 0.75f);
-    fill_const(k + 15, 15, -2.5f);
+    test_fill_const(k, 15, 0.75f);
+    test_fill_const(k + 15, 15, -2.5f);
     int64_t ks[3] = {2, 3, 5}, os[3] = {2, 7, 2};
     rf_tensor tk = rf_tensor_make(RF_F32, k, 3, ks), to = rf_tensor_make(RF_F32, o, 3, os);
     rc = OPS->interp_bicubic(g_be, &to, &tk, &err);

@@ -23,7 +23,7 @@ static void check_acts(const rf_vec_kernels *k)
 {
     const rf_act acts[] = {RF_ACT_NONE, RF_ACT_GELU_ERF, RF_ACT_GELU_TANH, RF_ACT_TANH, RF_ACT_RELU};
     const int64_t n = 40001; /* not a multiple of the vector width: the tail runs too */
-    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    float *x = test_falloc(n), *y = test_falloc(n);
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
         for (int64_t i = 0; i < n; i++)
             x[i] = y[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
@@ -49,7 +49,7 @@ static void check_acts(const rf_vec_kernels *k)
 static void attention_ref(const float *q, const float *kk, const float *v, int64_t stride, int64_t T, int64_t qn,
                           int64_t D, const int32_t *mask, float scale, double *out, double *bound)
 {
-    double *p = malloc((size_t)T * sizeof *p);
+    double *p = test_dalloc(T);
     for (int64_t i = 0; i < qn; i++) {
         double mx = -INFINITY, sum = 0, maxabs_s = 0;
         for (int64_t j = 0; j < T; j++) {
@@ -87,14 +87,14 @@ static void check_attention(const rf_vec_kernels *k)
         for (size_t di = 0; di < sizeof Ds / sizeof Ds[0]; di++)
             for (int masked = 0; masked < 2; masked++) {
                 int64_t T = Ts[ti], D = Ds[di], stride = 3 * D + 5;
-                float *buf = malloc((size_t)(T * stride) * sizeof *buf);
+                float *buf = test_falloc(T * stride);
                 test_fill_random(buf, T * stride, (uint64_t)(T * 131 + D * 7 + masked), 2.0f);
-                int32_t *mask = malloc((size_t)T * sizeof *mask);
+                int32_t *mask = test_ialloc(T);
                 for (int64_t j = 0; j < T; j++)
                     mask[j] = !masked || (j % 5 != 2 && j < T - T / 4) || j == 0;
                 int64_t qn = T < RF_ATTN_QT ? T : RF_ATTN_QT;
-                float *out = malloc((size_t)(qn * D) * sizeof *out);
-                double *want = malloc((size_t)(qn * D) * sizeof *want), *tol = malloc((size_t)(qn * D) * sizeof *tol);
+                float *out = test_falloc(qn * D);
+                double *want = test_dalloc(qn * D), *tol = test_dalloc(qn * D);
                 float scale = 1.0f / sqrtf((float)D);
                 rf_attn_tile t = {.q = buf, .k = buf + D, .v = buf + 2 * D, .out = out, .q_stride = stride,
                                   .k_stride = stride, .v_stride = stride, .out_stride = D, .T = T, .D = D, .qn = qn,

@@ -55,27 +55,6 @@ static rf_backend *cpu, *vk;
 static int verbose;
 static uint64_t seed = 1;
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "test_vk_attention: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static float *falloc(int64_t n)
-{
-    return xmalloc((size_t)n * sizeof(float));
-}
-
-static void fill(float *x, int64_t n, float v)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = v;
-}
-
 /* A 3-D view at offset elements (float or i32) into base: a host pointer or a
  * device address, the arithmetic is the same. */
 static rf_tensor view3(void *base, int64_t offset, int64_t d0, int64_t d1, int64_t d2, int64_t s0, int64_t s1,
@@ -140,30 +119,12 @@ static void report(const worst *w, const char *what)
         int rc_ = (be)->ops->begin((be), &err_);                                                             \
         if (!rc_) {                                                                                          \
             rf_err *err = &err_;                                                                             \
-            rc_ = (call);                                                                                    \
-            int rc2_ = (be)->ops->end((be), rc_ == 0, rc_ ? NULL : &err_);                                   \
-            rc_ = rc_ ? rc_ : rc2_;                                                                          \
+            rc_ = test_end_pass((be), (call), &err_);                                                        \
         }                                                                                                    \
         CHECKF(rc_ == 0, "%s: %s: %s", rf_backend_name(be), #call, err_.msg);                               \
     } while (0)
 
 /* ---- attention ---------------------------------------------------------- */
-
-static void make_mask(int32_t *mask, int64_t B, int64_t T, int masked)
-{
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t j = 0; j < T; j++) {
-            int keep = 1;
-            if (masked) {
-                switch (b % 3) {
-                case 0: keep = j < T - T / 3; break;                     /* padded tail */
-                case 1: keep = j >= (T - 1 < 70 ? T - 1 : 70); break;    /* padded front */
-                default: keep = 0; break;                                /* all padding */
-                }
-            }
-            mask[b * T + j] = keep ? (j % 2 ? 1 : 3) : 0; /* any nonzero keeps */
-        }
-}
 
 static void attention_case(int64_t B, int64_t T, int heads, int64_t D, int masked, int64_t qkv_pad, int64_t out_pad,
                            float range)
@@ -174,12 +135,13 @@ static void attention_case(int64_t B, int64_t T, int heads, int64_t D, int maske
              range);
     const int64_t HD = heads * D, ld = 3 * HD + qkv_pad, old = HD + out_pad;
     const int64_t nqkv = B * T * ld, nout = B * T * old;
-    float *qkv = falloc(nqkv), *out_cpu = falloc(nout), *out_vk = falloc(nout), *back = falloc(nqkv);
-    int32_t *mask = xmalloc((size_t)(B * T) * sizeof *mask);
+    float *qkv = test_falloc(nqkv), *back = test_falloc(nqkv);
+    float *out_cpu = test_falloc(nout), *out_vk = test_falloc(nout);
+    int32_t *mask = test_ialloc(B * T);
     test_fill_random(qkv, nqkv, seed++, range);
-    make_mask(mask, B, T, masked);
-    fill(out_cpu, nout, SENTINEL);
-    fill(out_vk, nout, SENTINEL);
+    test_attention_mask(mask, B, T, masked);
+    test_fill_const(out_cpu, nout, SENTINEL);
+    test_fill_const(out_vk, nout, SENTINEL);
     const float scale = (float)(1.0 / sqrt((double)D));
 
     /* CPU: host memory */
@@ -278,28 +240,17 @@ static void softmax_case(int64_t B, int64_t R, int64_t C, int masked, float scal
     snprintf(what, sizeof what, "softmax B=%lld R=%lld C=%lld mask=%d scale=%g range=%g alias=%d", (long long)B,
              (long long)R, (long long)C, masked, scale, range, alias);
     const int64_t s1 = C + 3, s0 = R * s1 + 2, t1 = alias ? s1 : C + 1, t0 = alias ? s0 : R * t1 + 4;
-    float *x = falloc(B * s0), *y_cpu = falloc(alias ? B * s0 : B * t0), *y_vk = falloc(alias ? B * s0 : B * t0);
-    float *mr = falloc(B * C);
-    int32_t *mask = xmalloc((size_t)(B * C) * sizeof *mask);
+    float *x = test_falloc(B * s0);
+    float *y_cpu = test_falloc(alias ? B * s0 : B * t0), *y_vk = test_falloc(alias ? B * s0 : B * t0);
     test_fill_random(x, B * s0, seed++, range);
-    test_fill_random(mr, B * C, seed++, 1.0f);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t j = 0; j < C; j++) {
-            int keep;
-            switch (b % 3) {
-            case 0: keep = j == 0 || mr[b * C + j] > -0.5f; break;
-            case 1: keep = j < (C - C / 3 > 0 ? C - C / 3 : 1); break;
-            default: keep = 0; break;
-            }
-            mask[b * C + j] = keep ? (j % 2 ? 1 : 7) : 0;
-        }
+    int32_t *mask = test_softmax_mask(B, C, seed++);
     int64_t ny = alias ? B * s0 : B * t0;
     if (alias) {
         memcpy(y_cpu, x, (size_t)ny * sizeof *x);
     } else {
-        fill(y_cpu, ny, SENTINEL);
+        test_fill_const(y_cpu, ny, SENTINEL);
     }
-    fill(y_vk, ny, SENTINEL);
+    test_fill_const(y_vk, ny, SENTINEL);
 
     rf_tensor cx = view3(alias ? y_cpu : x, 0, B, R, C, s0, s1, 1), cy = view3(y_cpu, 0, B, R, C, t0, t1, 1);
     rf_tensor cm = mask2(mask, B, C);
@@ -337,7 +288,7 @@ static void softmax_case(int64_t B, int64_t R, int64_t C, int masked, float scal
             if (b >= B || r >= R || c >= C)
                 bad_pad += y_vk[i] != SENTINEL;
         }
-        float *xb = falloc(B * s0);
+        float *xb = test_falloc(B * s0);
         dev_read(&dx, xb);
         CHECKF(memcmp(xb, x, (size_t)(B * s0) * sizeof *x) == 0, "%s: x changed", what);
         free(xb);
@@ -348,20 +299,13 @@ static void softmax_case(int64_t B, int64_t R, int64_t C, int masked, float scal
     test_dev_free(vk, &dx);
     test_dev_free(vk, &dy);
     test_dev_free(vk, &dm);
-    free(x), free(y_cpu), free(y_vk), free(mr), free(mask);
+    free(x), free(y_cpu), free(y_vk), free(mask);
 }
 
 static void test_softmax(void)
 {
     static const int64_t cols[] = {1, 3, 17, 197, 600};
-    static const int64_t rows[] = {1, 3, 17};
-    for (size_t ci = 0; ci < 5; ci++)
-        for (size_t ri = 0; ri < 3; ri++)
-            for (int alias = 0; alias < 2; alias++) {
-                softmax_case(ri == 1 ? 1 : 2, rows[ri], cols[ci], 0, 1.0f, 4.0f, alias);
-                softmax_case(3, rows[ri], cols[ci], 1, 0.125f, 30.0f, alias);
-                softmax_case(3, rows[ri], cols[ci], 1, 1.0f, 100.0f, alias);
-            }
+    test_softmax_grid(cols, sizeof cols / sizeof cols[0], softmax_case);
 }
 
 /* ---- embedding ---------------------------------------------------------- */
@@ -372,15 +316,15 @@ static void embedding_case(int64_t rows, int64_t cols, int64_t n, int64_t pad)
     snprintf(what, sizeof what, "embedding rows=%lld cols=%lld n=%lld pad=%lld", (long long)rows, (long long)cols,
              (long long)n, (long long)pad);
     const int64_t ts = cols + pad, ys = cols + 2;
-    float *table = falloc(rows * ts), *y_cpu = falloc(n * ys), *y_vk = falloc(n * ys);
-    int32_t *ids = xmalloc((size_t)n * sizeof *ids);
+    float *table = test_falloc(rows * ts), *y_cpu = test_falloc(n * ys), *y_vk = test_falloc(n * ys);
+    int32_t *ids = test_ialloc(n);
     test_fill_random(table, rows * ts, seed++, 2.0f);
     for (int64_t i = 0; i < n; i++)
         ids[i] = (int32_t)((i * 7919 + 3) % rows); /* repeats when n > rows */
     if (n > 1)
         ids[n - 1] = (int32_t)(rows - 1);
-    fill(y_cpu, n * ys, SENTINEL);
-    fill(y_vk, n * ys, SENTINEL);
+    test_fill_const(y_cpu, n * ys, SENTINEL);
+    test_fill_const(y_vk, n * ys, SENTINEL);
     int64_t tshape[2] = {rows, cols}, yshape[2] = {n, cols}, ishape[1] = {n};
     rf_tensor ct = rf_tensor_make(RF_F32, table, 2, tshape), cy = rf_tensor_make(RF_F32, y_cpu, 2, yshape),
               ci = rf_tensor_make(RF_I32, ids, 1, ishape);
@@ -440,10 +384,10 @@ static void interp_case(const char *name, int64_t C, int64_t H, int64_t W, int64
              (long long)W, (long long)H2, (long long)W2);
     int64_t nx = x_off + (C - 1) * xs[0] + (H - 1) * xs[1] + (W - 1) * xs[2] + 1;
     int64_t ny = (C - 1) * ys[0] + (H2 - 1) * ys[1] + (W2 - 1) * ys[2] + 1;
-    float *x = falloc(nx), *y_cpu = falloc(ny), *y_vk = falloc(ny);
+    float *x = test_falloc(nx), *y_cpu = test_falloc(ny), *y_vk = test_falloc(ny);
     test_fill_random(x, nx, seed++, 3.0f);
-    fill(y_cpu, ny, SENTINEL);
-    fill(y_vk, ny, SENTINEL);
+    test_fill_const(y_cpu, ny, SENTINEL);
+    test_fill_const(y_vk, ny, SENTINEL);
     double xmax = 0;
     for (int64_t i = 0; i < nx; i++)
         xmax = fmax(xmax, fabs(x[i]));
@@ -596,7 +540,7 @@ static void test_errors(void)
 static void test_chain(void)
 {
     const int64_t B = 2, T = 9, H = 2, D = 16, HD = H * D, ld = 3 * HD;
-    float *qkv = falloc(B * T * ld), *out_cpu = falloc(B * T * HD), *out_vk = falloc(B * T * HD);
+    float *qkv = test_falloc(B * T * ld), *out_cpu = test_falloc(B * T * HD), *out_vk = test_falloc(B * T * HD);
     test_fill_random(qkv, B * T * ld, seed++, 1.0f);
     /* CPU: attention, then softmax over the output in place */
     rf_tensor cq = view3(qkv, 0, B, T, HD, T * ld, ld, 1), ck = view3(qkv, HD, B, T, HD, T * ld, ld, 1),
@@ -621,19 +565,8 @@ static void test_chain(void)
 
 int main(void)
 {
-    rf_err err;
-    const char *v = getenv("RADFUSE_TEST_VERBOSE");
-    verbose = v && *v && strcmp(v, "0") != 0;
-    if (rf_backend_create(&cpu, "cpu", 2, &err)) {
-        fprintf(stderr, "FATAL: cpu backend: %s\n", err.msg);
-        return 1;
-    }
-    if (rf_vk_backend_create(&vk, -1, 0, &err)) {
-        fprintf(stderr, "FATAL: no Vulkan device (install Mesa lavapipe: mesa-vulkan-drivers): %s\n", err.msg);
-        rf_backend_destroy(cpu);
-        return 1;
-    }
-    printf("vulkan device: %s\n", rf_backend_name(vk));
+    verbose = test_verbose();
+    test_backends_create(&cpu, &vk);
     test_attention();
     test_softmax();
     for (int64_t rows = 1; rows <= 300; rows *= 7)

@@ -32,9 +32,8 @@ enum op { OP_ACT, OP_ADD, OP_ADD_BROADCAST, OP_SCALE_ADD, OP_LAYERNORM };
 static void run_case(enum op op, rf_act act, int64_t rows, int64_t cols, int64_t pad, int alias)
 {
     int64_t xs = cols + pad, n = rows * xs;
-    float *x = malloc(n * sizeof *x), *b = malloc(n * sizeof *b), *g = malloc(cols * sizeof *g),
-          *beta = malloc(cols * sizeof *beta), *y0 = malloc(n * sizeof *y0), *out_cpu = malloc(n * sizeof *out_cpu),
-          *out_vk = malloc(n * sizeof *out_vk);
+    float *x = test_falloc(n), *b = test_falloc(n), *g = test_falloc(cols), *beta = test_falloc(cols),
+          *y0 = test_falloc(n), *out_cpu = test_falloc(n), *out_vk = test_falloc(n);
     test_fill_random(x, n, (uint64_t)(rows * 7 + cols + op), 4.0f);
     test_fill_random(b, n, (uint64_t)(rows * 11 + cols), 2.0f);
     test_fill_random(g, cols, 5, 1.5f);
@@ -68,8 +67,7 @@ static void run_case(enum op op, rf_act act, int64_t rows, int64_t cols, int64_t
             case OP_SCALE_ADD: rc = be->ops->scale_add(be, &ty, &tx, &dg.t, &tb, &err); break;
             case OP_LAYERNORM: rc = be->ops->layernorm(be, &ty, &tx, &dg.t, &dbeta.t, 1e-6f, &err); break;
             }
-            int rc2 = be->ops->end(be, rc == 0, rc ? NULL : &err);
-            rc = rc ? rc : rc2;
+            rc = test_end_pass(be, rc, &err);
         }
         CHECKF(rc == 0, "%s op %d: %s", rf_backend_name(be), op, err.msg);
         test_dev_read(be, alias ? &dx.t : &dy.t, outs[k]);
@@ -88,11 +86,7 @@ static void run_case(enum op op, rf_act act, int64_t rows, int64_t cols, int64_t
 int main(void)
 {
     rf_err err;
-    if (rf_backend_create(&cpu, "cpu", 2, &err) || rf_vk_backend_create(&vk, -1, 0, &err)) {
-        fprintf(stderr, "FATAL: %s\n", err.msg);
-        return 1;
-    }
-    printf("vulkan device: %s\n", rf_backend_name(vk));
+    test_backends_create(&cpu, &vk);
     const int64_t rows[] = {1, 3, 17, 197}, cols[] = {1, 24, 40, 100, 768};
     const rf_act acts[] = {RF_ACT_NONE, RF_ACT_GELU_ERF, RF_ACT_GELU_TANH, RF_ACT_TANH, RF_ACT_RELU};
     for (size_t r = 0; r < 4; r++)

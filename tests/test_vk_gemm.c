@@ -1,7 +1,9 @@
 /*
  * The Vulkan backend's matrix products (linear, matmul, patch_embed; all one
  * GEMM shader, shaders/gemm.comp) against the CPU backend, itself checked
- * against double-precision references in test_ops, on random inputs:
+ * against double-precision references in test_ops, on random inputs, in
+ * each precision (rf_backend_set_precision; the precision is a parameter of
+ * the linear and patch_embed cases):
  *   - linear: M in {1, 3, 17, 197}, (K, N) not multiples of 16 or of the
  *     64 x 64 tile, K = 1, N = 1, bias on/off, every activation, residual
  *     none / separate / aliasing y, row strides wider than the rows; also
@@ -15,24 +17,48 @@
  * Memory outside every output view is pre-filled and must come back
  * unchanged on both backends (exact comparison).
  *
- * Tolerance. Both sides compute in fp32 and differ only in the order of the
- * K-term sums (and in the last ulp of the activations' rational
- * approximations, evaluated by the same formulas). An fp32 sum of K products
- * in any order is within about sqrt(K) * EPS * S of the exact value, S =
- * sum_k |a_k b_k| (a random walk of per-add rounding errors; the worst case
- * K * EPS * S is never approached), so two orders differ by at most twice
- * that; activations have slope <= 1.13. We allow
+ * fp16 precision: the Vulkan backend stores the weights of linear layers and
+ * of the patch embedding as IEEE halves and accumulates in fp32
+ * (shaders/gemm.comp built as gemm_f16w); the CPU backend refuses it.
+ *   (a) linear in fp16 against the CPU backend's fp32 linear on the SAME
+ *       weights rounded through fp16, rf_f16_to_f32(rf_f32_to_f16(w)):
+ *       M in {1, 17, 197}, (K, N) ((100, 72), (24, 40), (64, 129), (1, 5),
+ *       (130, 1)) and (768, 2304), bias on/off, every activation, residual
+ *       none / separate / aliasing y, padded rows; weights spanning fp16's
+ *       subnormals to its largest value; a weight beyond 65504 refused at
+ *       prepare (RF_EUNSUP);
+ *   (b) the CPU backend refuses fp16 with RF_EUNSUP and one line (and the
+ *       CLI exits 2 with one line), accepts fp32; so does a Vulkan device
+ *       without fp16 (simulated by clearing has_fp16), naming the device;
+ *       unknown values RF_EINVAL;
+ *   (c) patch_embed in fp16 likewise against rounded weights.
+ * The device holds the original fp32 weights at l->w (as a loaded model's
+ * do), so reading them instead of the halves would show: (768, 2304) is
+ * also compared with the CPU on the unrounded weights, which must be at
+ * least 20 times farther off than the rounded ones (measured on lavapipe:
+ * 4.8e-4 to 8.1e-4 against 1.7e-6 to 4.3e-6; the rounding really happens).
+ *
+ * Tolerance, the same in both precisions. Both sides compute in fp32 (in
+ * fp16 they multiply identical values: halves are exact in fp32) and differ
+ * only in the order of the K-term sums (and in the last ulp of the
+ * activations' rational approximations, evaluated by the same formulas). An
+ * fp32 sum of K products in any order is within about sqrt(K) * EPS * S of
+ * the exact value, S = sum_k |a_k b_k| (a random walk of per-add rounding
+ * errors; the worst case K * EPS * S is never approached), so two orders
+ * differ by at most twice that; activations have slope <= 1.13. We allow
  *     |vk - cpu| <= 4 EPS (sqrt(K) S + |bias| + |residual| + |cpu|) + 1e-6 (1 + |cpu|)
  * (EPS = 2^-23; the last term covers the activations' formulas evaluated on
- * another device). A missing or doubled product (~1e-2 here) or a wrong
- * element is orders of magnitude above it. Inputs are scaled like a trained
- * layer (weights ~ 1/sqrt(K)), and we also check the plain bound
- * |vk - cpu| <= 1e-4 (1 + |cpu|). RADFUSE_TEST_VERBOSE=1 prints the worst
- * error / tolerance ratio per operation.
+ * another device; in fp16 S is over the rounded weights). A missing or
+ * doubled product (~1e-2 here) or a wrong element is orders of magnitude
+ * above it. Inputs are scaled like a trained layer (weights ~ 1/sqrt(K)),
+ * and we also check the plain bound |vk - cpu| <= 1e-4 (1 + |cpu|).
+ * RADFUSE_TEST_VERBOSE=1 prints the worst error / tolerance ratio per
+ * operation and precision.
  *
- * Vulkan must come up (lavapipe in CI): a missing device fails the test.
- * The test also prints an informational lavapipe/GPU timing of the ViT-B
- * qkv projection (197 x 768 -> 2304).
+ * Vulkan must come up (lavapipe in CI) with fp16 support (lavapipe has
+ * shaderFloat16 and storageBuffer16BitAccess): a missing device or feature
+ * fails the test. The test also prints an informational lavapipe/GPU timing
+ * of the ViT-B qkv projection (197 x 768 -> 2304).
  */
 #include <float.h>
 #include <math.h>
@@ -47,121 +73,184 @@
 
 static rf_backend *cpu, *vk;
 static int verbose;
-static double worst_ratio[3]; /* linear, matmul, patch_embed */
-static double worst_abs[3];
-static const char *op_names[3] = {"linear", "matmul", "patch_embed"};
+enum { OP_LINEAR, OP_MATMUL, OP_PATCH, OPS };
+static double worst_ratio[2][OPS]; /* [precision][operation] */
+static double worst_abs[2][OPS];
+static const char *op_names[OPS] = {"linear", "matmul", "patch_embed"};
+static const char *prec_names[2] = {"fp32", "fp16"};
 
-static void *xmalloc(size_t bytes)
+static int one_line(const rf_err *e)
 {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "test_vk_gemm: out of memory\n");
-        abort();
+    return e->msg[0] && strchr(e->msg, '\n') == NULL;
+}
+
+/* The Vulkan backend's precision for the linears prepared from now on. */
+static void set_vk_precision(rf_precision prec)
+{
+    rf_err err = {{0}};
+    if (rf_backend_set_precision(vk, prec, &err)) {
+        fprintf(stderr, "FATAL: %s\n", err.msg);
+        exit(1);
     }
-    return p;
-}
-
-static float *falloc(int64_t n)
-{
-    return xmalloc((size_t)n * sizeof(float));
-}
-
-/* Ends a pass: submitted when the operation succeeded, dropped otherwise. */
-static int finish_pass(rf_backend *be, int rc, rf_err *err)
-{
-    rf_err ignored;
-    int rc2 = be->ops->end(be, rc == 0, rc ? &ignored : err);
-    return rc ? rc : rc2;
 }
 
 /*
  * Compares n output floats: where mag[i] >= 0 (inside the output view, mag =
  * sqrt(K) S + |bias| + |residual|) within the tolerance above; where mag[i] < 0
- * (outside the view) both must equal init[i] exactly.
+ * (outside the view) both must equal init[i] exactly. With record, counts one
+ * check and notes the worst ratio for the summary of (prec, op); without, only
+ * measures. Returns the worst error / tolerance ratio.
  */
-static int compare(int op, const char *what, const float *ref, const float *got, const float *init,
-                   const double *mag, int64_t n)
+static double compare(rf_precision prec, int op, const char *what, const float *ref, const float *got,
+                      const float *init, const double *mag, int64_t n, int record)
 {
     int bad = 0;
     double ratio = 0;
     for (int64_t i = 0; i < n; i++) {
         if (mag[i] < 0) {
-            if (!(ref[i] == init[i] && got[i] == init[i])) {
-                if (!bad++)
-                    fprintf(stderr, "%s: element %lld outside the output view changed: cpu %g vk %g, was %g\n",
-                            what, (long long)i, ref[i], got[i], init[i]);
-            }
+            if (record && !(ref[i] == init[i] && got[i] == init[i]) && !bad++)
+                fprintf(stderr, "%s: element %lld outside the output view changed: cpu %g vk %g, was %g\n",
+                        what, (long long)i, ref[i], got[i], init[i]);
             continue;
         }
         double r = fabs((double)ref[i]), e = fabs((double)got[i] - (double)ref[i]);
         double tol = 4 * EPS * (mag[i] + r) + 1e-6 * (1 + r);
         if (!(e <= tol) || !(e <= 1e-4 * (1 + r))) {
-            if (!bad++)
+            if (record && !bad++)
                 fprintf(stderr, "%s: element %lld: cpu %.9g vk %.9g, error %.3g, tolerance %.3g\n", what,
                         (long long)i, ref[i], got[i], e, tol);
-            e = INFINITY;
+            if (!(e == e))
+                e = INFINITY;
         }
         if (e / tol > ratio)
             ratio = e / tol;
-        if (e > worst_abs[op])
-            worst_abs[op] = e;
+        if (record && e > worst_abs[prec][op])
+            worst_abs[prec][op] = e;
     }
-    if (ratio > worst_ratio[op])
-        worst_ratio[op] = ratio;
-    CHECKF(bad == 0, "%s: %d elements wrong", what, bad);
-    return bad;
+    if (record) {
+        if (ratio > worst_ratio[prec][op])
+            worst_ratio[prec][op] = ratio;
+        CHECKF(bad == 0, "%s: %d elements wrong", what, bad);
+    }
+    return ratio;
+}
+
+/* ---- weights: prepared as a model does ------------------------------------ */
+
+/* w rounded through fp16 (nearest even), as the Vulkan backend stores it. */
+static void round_f16(float *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = rf_f16_to_f32(rf_f32_to_f16(src[i]));
+}
+
+/* The weights the CPU reference multiplies by: w itself in fp32, a copy
+ * rounded through fp16 in fp16 (malloc'd either way). */
+static float *reference_weights(rf_precision prec, const float *w, int64_t n)
+{
+    float *ref = test_falloc(n);
+    if (prec == RF_PRECISION_FP16)
+        round_f16(ref, w, n);
+    else
+        memcpy(ref, w, (size_t)n * sizeof *ref);
+    return ref;
+}
+
+/*
+ * As a model does: l prepared on be while its weights w [shape] (and bias b
+ * [shape[0]] when bias) are host memory, then moved to the device copies dw,
+ * db (the device keeps the original fp32 weights at l->w). In fp16 the
+ * Vulkan backend must have prepared its half copy. Returns prepare's status.
+ */
+static int prepare_layer(rf_backend *be, rf_precision prec, rf_linear *l, const float *w, const int64_t shape[2],
+                         int bias, const float *b, const test_dev *dw, const test_dev *db, rf_err *err,
+                         const char *what)
+{
+    *l = (rf_linear){.w = rf_tensor_make(RF_F32, (void *)w, 2, shape)};
+    if (bias)
+        l->b = rf_tensor_make(RF_F32, (void *)b, 1, shape);
+    int rc = be->ops->linear_prepare(be, l, err);
+    CHECKF(rc == 0, "%s: prepare on %s: %s", what, rf_backend_name(be), err->msg);
+    if (prec == RF_PRECISION_FP16 && be == vk)
+        CHECKF(l->prepared != NULL, "%s: no fp16 weight prepared", what);
+    l->w.data = dw->t.data;
+    if (bias)
+        l->b.data = db->t.data;
+    return rc;
 }
 
 /* ---- linear -------------------------------------------------------------- */
 
 enum { RES_NONE, RES_SEPARATE, RES_ALIAS };
 
-static void linear_case(int64_t M, int64_t K, int64_t N, int bias, rf_act act, int res, int64_t xpad, int64_t ypad)
+/* Weights like a trained layer's (~ 1/sqrt(K)); spread = 1 also scatters
+ * magnitudes from fp16's subnormals (< 6.1e-5) up to 65504. */
+static void fill_weights(float *w, int64_t n, uint64_t seed, int64_t K, int spread)
 {
-    static uint64_t seed = 1000;
-    seed++;
+    test_fill_random(w, n, seed, (float)(1.0 / sqrt((double)K)));
+    if (spread)
+        for (int64_t i = 0; i < n; i++) {
+            static const float scale[] = {1e-7f, 3e-6f, 1e-4f, 1.0f, 100.0f, 1e4f};
+            w[i] *= scale[i % 6];
+            if (i == 7)
+                w[i] = 65504.0f; /* fp16's largest */
+            if (i == 8)
+                w[i] = -65519.0f; /* rounds down to -65504 */
+        }
+}
+
+static void linear_case(rf_precision prec, int64_t M, int64_t K, int64_t N, int bias, rf_act act, int res,
+                        int64_t xpad, int64_t ypad, int spread)
+{
+    static uint64_t seeds[2] = {1000, 2000}; /* per precision */
+    uint64_t seed = ++seeds[prec];
+    set_vk_precision(prec);
+    int fp16 = prec == RF_PRECISION_FP16;
     int64_t xs = K + xpad, ys = N + ypad, rs = N + 3;
-    float *x = falloc(M * xs), *w = falloc(N * K), *b = falloc(N), *y0 = falloc(M * ys), *r = falloc(M * rs);
-    float *outs[2] = {falloc(M * ys), falloc(M * ys)};
-    double *mag = xmalloc((size_t)(M * ys) * sizeof *mag);
+    float *x = test_falloc(M * xs), *w = test_falloc(N * K), *b = test_falloc(N), *y0 = test_falloc(M * ys);
+    float *r = test_falloc(M * rs);
+    float *outs[3] = {test_falloc(M * ys), test_falloc(M * ys), test_falloc(M * ys)}; /* cpu on wref, vk, cpu on w */
+    double *mag = test_dalloc(M * ys);
     test_fill_random(x, M * xs, seed, 2.0f);
-    test_fill_random(w, N * K, seed + 1, (float)(1.0 / sqrt((double)K)));
+    fill_weights(w, N * K, seed + 1, K, spread);
+    float *wref = reference_weights(prec, w, N * K);
     test_fill_random(b, N, seed + 2, 1.0f);
     test_fill_random(y0, M * ys, seed + 3, 1.0f);
     test_fill_random(r, M * rs, seed + 4, 1.0f);
-    char what[200];
-    snprintf(what, sizeof what, "linear M %lld K %lld N %lld bias %d act %d res %d xpad %lld ypad %lld",
-             (long long)M, (long long)K, (long long)N, bias, (int)act, res, (long long)xpad, (long long)ypad);
-    rf_backend *bes[2] = {cpu, vk};
+    char what[220];
+    snprintf(what, sizeof what, "%slinear M %lld K %lld N %lld bias %d act %d res %d xpad %lld ypad %lld%s",
+             fp16 ? "fp16 " : "", (long long)M, (long long)K, (long long)N, bias, (int)act, res, (long long)xpad,
+             (long long)ypad, spread ? " spread" : "");
+    /* in fp16, large enough that fp16 rounding exceeds the fp32 tolerance */
+    int check_rounding = fp16 && K >= 768;
+    int runs = check_rounding ? 3 : 2;
+    rf_backend *bes[3] = {cpu, vk, cpu};
+    const float *weights[3] = {wref, w, w};
     int64_t xshape[2] = {M, xs}, wshape[2] = {N, K}, bshape[1] = {N}, yshape[2] = {M, ys}, rshape[2] = {M, rs};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < runs; k++) {
         rf_backend *be = bes[k];
         test_dev dx, dw, db, dy, dr;
-        int fail = test_dev_alloc(be, &dx, RF_F32, 2, xshape, x) | test_dev_alloc(be, &dw, RF_F32, 2, wshape, w) |
+        int fail = test_dev_alloc(be, &dx, RF_F32, 2, xshape, x) |
+                   test_dev_alloc(be, &dw, RF_F32, 2, wshape, weights[k]) |
                    test_dev_alloc(be, &db, RF_F32, 1, bshape, b) | test_dev_alloc(be, &dy, RF_F32, 2, yshape, y0) |
                    test_dev_alloc(be, &dr, RF_F32, 2, rshape, r);
         CHECKF(!fail, "%s: allocation on %s", what, rf_backend_name(be));
-        /* as a model does: prepared while the weights are host memory, then moved */
-        rf_linear l = {.w = rf_tensor_make(RF_F32, w, 2, wshape)};
-        if (bias)
-            l.b = rf_tensor_make(RF_F32, b, 1, bshape);
+        rf_linear l;
         rf_err err = {{0}};
-        int rc = be->ops->linear_prepare(be, &l, &err);
-        CHECKF(rc == 0, "%s: prepare on %s: %s", what, rf_backend_name(be), err.msg);
-        l.w.data = dw.t.data;
-        if (bias)
-            l.b.data = db.t.data;
+        int rc = prepare_layer(be, prec, &l, weights[k], wshape, bias, b, &dw, &db, &err, what);
         rf_tensor tx = dx.t, ty = dy.t, tr = dr.t;
         tx.shape[1] = K;
         ty.shape[1] = tr.shape[1] = N;
         const rf_tensor *residual = res == RES_NONE ? NULL : res == RES_SEPARATE ? &tr : &ty;
         if (!rc && !(rc = be->ops->begin(be, &err)))
-            rc = finish_pass(be, be->ops->linear(be, &ty, &tx, &l, act, residual, &err), &err);
+            rc = test_end_pass(be, be->ops->linear(be, &ty, &tx, &l, act, residual, &err), &err);
         CHECKF(rc == 0, "%s on %s: %s", what, rf_backend_name(be), err.msg);
         if (!rc)
             CHECK(test_dev_read(be, &dy.t, outs[k]) == 0);
         if (l.prepared)
             be->ops->linear_release(be, &l);
+        if (fp16)
+            CHECK(l.prepared == NULL);
         test_dev_free(be, &dx), test_dev_free(be, &dw), test_dev_free(be, &db), test_dev_free(be, &dy),
             test_dev_free(be, &dr);
     }
@@ -174,7 +263,7 @@ static void linear_case(int64_t M, int64_t K, int64_t N, int bias, rf_act act, i
             }
             double s = 0;
             for (int64_t kk = 0; kk < K; kk++)
-                s += fabs((double)x[m * xs + kk] * w[n * K + kk]);
+                s += fabs((double)x[m * xs + kk] * wref[n * K + kk]);
             s *= sk;
             if (bias)
                 s += fabs(b[n]);
@@ -184,8 +273,64 @@ static void linear_case(int64_t M, int64_t K, int64_t N, int bias, rf_act act, i
                 s += fabs(y0[m * ys + n]);
             mag[m * ys + n] = s;
         }
-    compare(0, what, outs[0], outs[1], y0, mag, M * ys);
-    free(x), free(w), free(b), free(y0), free(r), free(outs[0]), free(outs[1]), free(mag);
+    compare(prec, OP_LINEAR, what, outs[0], outs[1], y0, mag, M * ys, 1);
+    if (check_rounding) {
+        /* against the unrounded weights the fp16 result must differ by more
+         * than fp32 arithmetic can: the halves, not l->w, were read */
+        double ratio = compare(prec, OP_LINEAR, what, outs[2], outs[1], y0, mag, M * ys, 0);
+        double d16 = test_max_abs_diff(outs[0], outs[1], M * ys), d32 = test_max_abs_diff(outs[2], outs[1], M * ys);
+        if (verbose)
+            printf("%s: max abs error %.3g vs rounded weights, %.3g (%.1f x the fp32 tolerance) vs unrounded\n",
+                   what, d16, d32, ratio);
+        CHECKF(d32 > 20 * d16, "%s: fp16 result as close to the unrounded weights' (%.3g) as to the rounded "
+                               "(%.3g): halves not used?", what, d32, d16);
+    }
+    free(x), free(w), free(wref), free(b), free(y0), free(r), free(mag);
+    for (int k = 0; k < 3; k++)
+        free(outs[k]);
+}
+
+/* Every (M, (K, N), bias, activation, residual) of the lists, padding rows
+ * in some variants. */
+static void linear_grid(rf_precision prec, const int64_t *Ms, size_t nm, const int64_t (*KN)[2], size_t nkn)
+{
+    const rf_act acts[] = {RF_ACT_NONE, RF_ACT_GELU_ERF, RF_ACT_GELU_TANH, RF_ACT_TANH, RF_ACT_RELU};
+    int variant = 0;
+    for (size_t mi = 0; mi < nm; mi++)
+        for (size_t s = 0; s < nkn; s++)
+            for (int bias = 0; bias <= 1; bias++)
+                for (size_t a = 0; a < 5; a++)
+                    for (int res = RES_NONE; res <= RES_ALIAS; res++) {
+                        variant++;
+                        linear_case(prec, Ms[mi], KN[s][0], KN[s][1], bias, acts[a], res, variant % 3 ? 0 : 5,
+                                    variant % 2 ? 0 : 3, 0);
+                    }
+}
+
+/* ViT-B qkv (768 -> 2304) for each M of the list. */
+static void linear_qkv(rf_precision prec, const int64_t *Ms, size_t nm)
+{
+    for (size_t mi = 0; mi < nm; mi++)
+        for (int res = RES_NONE; res <= RES_ALIAS; res += 2) {
+            linear_case(prec, Ms[mi], 768, 2304, 1, RF_ACT_NONE, res, 0, 0, 0);
+            linear_case(prec, Ms[mi], 768, 2304, 1, RF_ACT_GELU_ERF, res, 7, 5, 0);
+        }
+}
+
+/* A weight beyond fp16's range is refused at prepare, with one line. */
+static void out_of_range(void)
+{
+    set_vk_precision(RF_PRECISION_FP16);
+    float w[6] = {0.5f, -1.0f, 2.0f, 70000.0f, 0.25f, 1.0f};
+    int64_t shape[2] = {2, 3};
+    rf_linear l = {.w = rf_tensor_make(RF_F32, w, 2, shape)};
+    rf_err err = {{0}};
+    int rc = vk->ops->linear_prepare(vk, &l, &err);
+    CHECKF(rc == RF_EUNSUP && one_line(&err) && strstr(err.msg, "[1, 0]"), "prepare of 70000: %d: %s", rc,
+           err.msg);
+    CHECK(l.prepared == NULL);
+    if (verbose)
+        printf("out of range: %s\n", err.msg);
 }
 
 /* ---- matmul -------------------------------------------------------------- */
@@ -198,9 +343,9 @@ static void matmul_case(int64_t batch, int64_t m, int64_t k, int64_t n, int ta, 
     int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     int64_t as = ac + pad, bs = bc + pad, cs = n + pad;
     int64_t na = batch * ar * as, nb = batch * br * bs, nc = batch * m * cs;
-    float *a = falloc(na), *b = falloc(nb), *c0 = falloc(nc);
-    float *outs[2] = {falloc(nc), falloc(nc)};
-    double *mag = xmalloc((size_t)nc * sizeof *mag);
+    float *a = test_falloc(na), *b = test_falloc(nb), *c0 = test_falloc(nc);
+    float *outs[2] = {test_falloc(nc), test_falloc(nc)};
+    double *mag = test_dalloc(nc);
     test_fill_random(a, na, seed, 1.0f);
     test_fill_random(b, nb, seed + 1, 1.0f);
     test_fill_random(c0, nc, seed + 2, 1.0f);
@@ -222,7 +367,7 @@ static void matmul_case(int64_t batch, int64_t m, int64_t k, int64_t n, int ta, 
         rf_err err = {{0}};
         int rc = be->ops->begin(be, &err);
         if (!rc)
-            rc = finish_pass(be, be->ops->matmul(be, &tc, &ta_, &tb_, ta, tb, alpha, &err), &err);
+            rc = test_end_pass(be, be->ops->matmul(be, &tc, &ta_, &tb_, ta, tb, alpha, &err), &err);
         CHECKF(rc == 0, "%s on %s: %s", what, rf_backend_name(be), err.msg);
         if (!rc) {
             rf_tensor flat = rf_tensor_make(RF_F32, dc.t.data, 1, &nc);
@@ -246,50 +391,50 @@ static void matmul_case(int64_t batch, int64_t m, int64_t k, int64_t n, int ta, 
                 }
                 mag[(z * m + i) * cs + j] = s;
             }
-    compare(1, what, outs[0], outs[1], c0, mag, nc);
+    compare(RF_PRECISION_FP32, OP_MATMUL, what, outs[0], outs[1], c0, mag, nc, 1);
     free(a), free(b), free(c0), free(outs[0]), free(outs[1]), free(mag);
 }
 
 /* ---- patch_embed --------------------------------------------------------- */
 
-static void patch_case(int64_t B, int64_t C, int64_t H, int64_t W, int P, int64_t E, int bias, int64_t pad)
+static void patch_case(rf_precision prec, int64_t B, int64_t C, int64_t H, int64_t W, int P, int64_t E, int bias,
+                       int64_t pad)
 {
-    static uint64_t seed = 9000;
-    seed++;
+    static uint64_t seeds[2] = {9000, 7000}; /* per precision */
+    uint64_t seed = ++seeds[prec];
+    set_vk_precision(prec);
     int64_t gh = H / P, gw = W / P, np = gh * gw, kdim = C * P * P, es = E + pad, tokens = 1 + np;
     int64_t ni = B * C * H * W, ny = B * tokens * es;
-    float *img = falloc(ni), *w = falloc(E * kdim), *b = falloc(E), *y0 = falloc(ny);
-    float *outs[2] = {falloc(ny), falloc(ny)};
-    double *mag = xmalloc((size_t)ny * sizeof *mag);
+    float *img = test_falloc(ni), *w = test_falloc(E * kdim), *b = test_falloc(E), *y0 = test_falloc(ny);
+    float *outs[2] = {test_falloc(ny), test_falloc(ny)};
+    double *mag = test_dalloc(ny);
     test_fill_random(img, ni, seed, 2.0f);
     test_fill_random(w, E * kdim, seed + 1, (float)(1.0 / sqrt((double)kdim)));
+    float *wref = reference_weights(prec, w, E * kdim);
     test_fill_random(b, E, seed + 2, 1.0f);
     test_fill_random(y0, ny, seed + 3, 1.0f);
     char what[200];
-    snprintf(what, sizeof what, "patch_embed B %lld C %lld %lldx%lld patch %d E %lld bias %d pad %lld", (long long)B,
-             (long long)C, (long long)H, (long long)W, P, (long long)E, bias, (long long)pad);
+    snprintf(what, sizeof what, "%spatch_embed B %lld C %lld %lldx%lld patch %d E %lld bias %d pad %lld",
+             prec == RF_PRECISION_FP16 ? "fp16 " : "", (long long)B, (long long)C, (long long)H, (long long)W, P,
+             (long long)E, bias, (long long)pad);
     rf_backend *bes[2] = {cpu, vk};
+    const float *weights[2] = {wref, w};
     int64_t ishape[4] = {B, C, H, W}, wshape[2] = {E, kdim}, bshape[1] = {E}, yshape[3] = {B, tokens, es};
     for (int i = 0; i < 2; i++) {
         rf_backend *be = bes[i];
         test_dev di, dw, db, dy;
-        int fail = test_dev_alloc(be, &di, RF_F32, 4, ishape, img) | test_dev_alloc(be, &dw, RF_F32, 2, wshape, w) |
+        int fail = test_dev_alloc(be, &di, RF_F32, 4, ishape, img) |
+                   test_dev_alloc(be, &dw, RF_F32, 2, wshape, weights[i]) |
                    test_dev_alloc(be, &db, RF_F32, 1, bshape, b) | test_dev_alloc(be, &dy, RF_F32, 3, yshape, y0);
         CHECKF(!fail, "%s: allocation on %s", what, rf_backend_name(be));
-        rf_linear l = {.w = rf_tensor_make(RF_F32, w, 2, wshape)};
-        if (bias)
-            l.b = rf_tensor_make(RF_F32, b, 1, bshape);
+        rf_linear l;
         rf_err err = {{0}};
-        int rc = be->ops->linear_prepare(be, &l, &err);
-        CHECKF(rc == 0, "%s: prepare on %s: %s", what, rf_backend_name(be), err.msg);
-        l.w.data = dw.t.data;
-        if (bias)
-            l.b.data = db.t.data;
+        int rc = prepare_layer(be, prec, &l, weights[i], wshape, bias, b, &dw, &db, &err, what);
         /* the patch tokens: rows 1.. of [B, 1 + Np, E] inside rows of E + pad */
         rf_tensor ty = rf_tensor_slice(&dy.t, 1, 1, tokens);
         ty.shape[2] = E;
         if (!rc && !(rc = be->ops->begin(be, &err)))
-            rc = finish_pass(be, be->ops->patch_embed(be, &ty, &di.t, &l, P, &err), &err);
+            rc = test_end_pass(be, be->ops->patch_embed(be, &ty, &di.t, &l, P, &err), &err);
         CHECKF(rc == 0, "%s on %s: %s", what, rf_backend_name(be), err.msg);
         if (!rc) {
             rf_tensor flat = rf_tensor_make(RF_F32, dy.t.data, 1, &ny);
@@ -311,22 +456,37 @@ static void patch_case(int64_t B, int64_t C, int64_t H, int64_t W, int P, int64_
                         for (int ky = 0; ky < P; ky++)
                             for (int kx = 0; kx < P; kx++) {
                                 double v = img[((z * C + c) * H + py * P + ky) * W + px * P + kx];
-                                s += fabs(v * w[e * kdim + (c * P + ky) * P + kx]);
+                                s += fabs(v * wref[e * kdim + (c * P + ky) * P + kx]);
                             }
                     s = s * sk + (bias ? fabs(b[e]) : 0);
                 }
                 mag[(z * tokens + t) * es + e] = s;
             }
-    compare(2, what, outs[0], outs[1], y0, mag, ny);
-    free(img), free(w), free(b), free(y0), free(outs[0]), free(outs[1]), free(mag);
+    compare(prec, OP_PATCH, what, outs[0], outs[1], y0, mag, ny, 1);
+    free(img), free(w), free(wref), free(b), free(y0), free(outs[0]), free(outs[1]), free(mag);
+}
+
+/* The patch_embed cases, each with and without bias; the one marked
+ * fp32_only runs in fp32 alone. */
+static void patch_grid(rf_precision prec)
+{
+    static const struct {
+        int64_t B, C, H, W;
+        int P;
+        int64_t E, pad;
+        int fp32_only;
+    } cases[] = {
+        {1, 1, 28, 42, 14, 24, 0, 0},   {2, 3, 42, 28, 14, 40, 3, 0},     {1, 3, 32, 48, 16, 100, 5, 0},
+        {2, 1, 16, 16, 16, 72, 0, 1}, {2, 3, 224, 224, 16, 64, 1, 0},
+    };
+    for (int bias = 0; bias <= 1; bias++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            if (!(cases[i].fp32_only && prec != RF_PRECISION_FP32))
+                patch_case(prec, cases[i].B, cases[i].C, cases[i].H, cases[i].W, cases[i].P, cases[i].E, bias,
+                           cases[i].pad);
 }
 
 /* ---- shape errors ------------------------------------------------------- */
-
-static int one_line(const rf_err *e)
-{
-    return e->msg[0] && strchr(e->msg, '\n') == NULL;
-}
 
 static void bad_shapes(void)
 {
@@ -406,7 +566,7 @@ static double now_s(void)
 static void timing(int64_t M, int64_t K, int64_t N, int reps)
 {
     int64_t xshape[2] = {M, K}, wshape[2] = {N, K}, bshape[1] = {N}, yshape[2] = {M, N};
-    float *w = falloc(N * K), *x = falloc(M * K), *b = falloc(N);
+    float *w = test_falloc(N * K), *x = test_falloc(M * K), *b = test_falloc(N);
     test_fill_random(w, N * K, 1, 0.05f);
     test_fill_random(x, M * K, 2, 1.0f);
     test_fill_random(b, N, 3, 1.0f);
@@ -421,7 +581,7 @@ static void timing(int64_t M, int64_t K, int64_t N, int reps)
         double t0 = now_s();
         int rc = vk->ops->begin(vk, &err);
         if (!rc)
-            rc = finish_pass(vk, vk->ops->linear(vk, &dy.t, &dx.t, &l, RF_ACT_GELU_ERF, NULL, &err), &err);
+            rc = test_end_pass(vk, vk->ops->linear(vk, &dy.t, &dx.t, &l, RF_ACT_GELU_ERF, NULL, &err), &err);
         double t = now_s() - t0;
         CHECKF(rc == 0, "timing: %s", err.msg);
         if (r > 0 && t < best)
@@ -433,44 +593,74 @@ static void timing(int64_t M, int64_t K, int64_t N, int reps)
     free(w), free(x), free(b);
 }
 
+/* ---- fp16 refusals --------------------------------------------------------- */
+
+static void refusals(void)
+{
+    rf_err err = {{0}};
+    int rc = rf_backend_set_precision(cpu, RF_PRECISION_FP16, &err);
+    CHECKF(rc == RF_EUNSUP && one_line(&err), "cpu fp16: %d: %s", rc, err.msg);
+    printf("cpu refuses fp16: %s\n", err.msg);
+    memset(&err, 0, sizeof err);
+    CHECKF(rf_backend_set_precision(cpu, RF_PRECISION_FP32, &err) == 0, "cpu fp32: %s", err.msg);
+    memset(&err, 0, sizeof err);
+    rc = rf_backend_set_precision(cpu, (rf_precision)7, &err);
+    CHECKF(rc == RF_EINVAL && one_line(&err), "cpu precision 7: %d: %s", rc, err.msg);
+    memset(&err, 0, sizeof err);
+    rc = rf_backend_set_precision(vk, (rf_precision)-1, &err);
+    CHECKF(rc == RF_EINVAL && one_line(&err), "vulkan precision -1: %d: %s", rc, err.msg);
+
+    /* a Vulkan device without shaderFloat16 / 16-bit storage (simulated):
+     * RF_EUNSUP naming the device, and the setting unchanged */
+    rf_vk *dev = vk->impl;
+    int had = dev->has_fp16;
+    dev->has_fp16 = 0;
+    dev->precision = RF_PRECISION_FP32;
+    memset(&err, 0, sizeof err);
+    rc = rf_backend_set_precision(vk, RF_PRECISION_FP16, &err);
+    CHECKF(rc == RF_EUNSUP && one_line(&err) && strstr(err.msg, dev->props.deviceName),
+           "vulkan without fp16: %d: %s", rc, err.msg);
+    CHECK(dev->precision == RF_PRECISION_FP32);
+    printf("vulkan without fp16 refuses: %s\n", err.msg);
+    dev->has_fp16 = had;
+
+    /* fp32 on Vulkan: nothing prepared, the weight read in place */
+    CHECK(rf_backend_set_precision(vk, RF_PRECISION_FP32, &err) == 0);
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[2] = {2, 3};
+    rf_linear l = {.w = rf_tensor_make(RF_F32, w, 2, shape)};
+    CHECK(vk->ops->linear_prepare(vk, &l, &err) == 0 && l.prepared == NULL);
+    CHECK(rf_backend_set_precision(vk, RF_PRECISION_FP16, &err) == 0);
+
+    /* the CLI: exit 2 and one line */
+    char dir[4096], io[4200];
+    snprintf(dir, sizeof dir, "%s/fixtures/reference/bert", test_shared_dir());
+    snprintf(io, sizeof io, "%s/io.safetensors", dir);
+    char *argv[] = {(char *)test_radfuse_bin(), "model", "run", dir, "--input", io, "--output",
+                    "/nonexistent/out.safetensors", "--device", "cpu", "--precision", "fp16", NULL};
+    char errbuf[2048];
+    int status = test_run(argv, NULL, 0, errbuf, sizeof errbuf);
+    CHECKF(status == 2 && test_count_lines(errbuf) == 1 && strstr(errbuf, "fp16"),
+           "cli --device cpu --precision fp16: exit %d: %s", status, errbuf);
+    argv[11] = "fp8";
+    status = test_run(argv, NULL, 0, errbuf, sizeof errbuf);
+    CHECKF(status == 2 && test_count_lines(errbuf) == 1 && strstr(errbuf, "fp8"),
+           "cli --precision fp8: exit %d: %s", status, errbuf);
+}
+
 int main(void)
 {
-    rf_err err;
-    const char *v = getenv("RADFUSE_TEST_VERBOSE");
-    verbose = v && *v && strcmp(v, "0") != 0;
-    if (rf_backend_create(&cpu, "cpu", 2, &err)) {
-        fprintf(stderr, "FATAL: cpu backend: %s\n", err.msg);
-        return 1;
-    }
-    if (rf_vk_backend_create(&vk, -1, 0, &err)) {
-        fprintf(stderr, "FATAL: the Vulkan backend could not be created (install lavapipe): %s\n", err.msg);
-        rf_backend_destroy(cpu);
-        return 1;
-    }
-    printf("vulkan device: %s\n", rf_backend_name(vk));
+    verbose = test_verbose();
+    test_backends_create(&cpu, &vk);
 
-    /* linear */
-    const int64_t Ms[] = {1, 3, 17, 197};
+    /* fp32 */
+    const int64_t Ms[] = {1, 3, 17, 197}, qkv_Ms[] = {1, 197};
     const int64_t KN[][2] = {{24, 40}, {100, 72}, {16, 64}, {1, 5}, {130, 1}, {64, 129}};
-    const rf_act acts[] = {RF_ACT_NONE, RF_ACT_GELU_ERF, RF_ACT_GELU_TANH, RF_ACT_TANH, RF_ACT_RELU};
-    int variant = 0;
-    for (size_t mi = 0; mi < 4; mi++)
-        for (size_t s = 0; s < sizeof KN / sizeof KN[0]; s++)
-            for (int bias = 0; bias <= 1; bias++)
-                for (size_t a = 0; a < 5; a++)
-                    for (int res = RES_NONE; res <= RES_ALIAS; res++) {
-                        variant++;
-                        linear_case(Ms[mi], KN[s][0], KN[s][1], bias, acts[a], res, variant % 3 ? 0 : 5,
-                                    variant % 2 ? 0 : 3);
-                    }
-    for (size_t mi = 0; mi < 4; mi += 3) /* ViT-B qkv: M 1 and 197 */
-        for (int res = RES_NONE; res <= RES_ALIAS; res += 2) {
-            linear_case(Ms[mi], 768, 2304, 1, RF_ACT_NONE, res, 0, 0);
-            linear_case(Ms[mi], 768, 2304, 1, RF_ACT_GELU_ERF, res, 7, 5);
-        }
-    linear_case(256 * 197, 40, 24, 1, RF_ACT_GELU_TANH, RES_SEPARATE, 3, 1); /* a batch of 256 images */
+    linear_grid(RF_PRECISION_FP32, Ms, 4, KN, sizeof KN / sizeof KN[0]);
+    linear_qkv(RF_PRECISION_FP32, qkv_Ms, 2);
+    linear_case(RF_PRECISION_FP32, 256 * 197, 40, 24, 1, RF_ACT_GELU_TANH, RES_SEPARATE, 3, 1,
+                0); /* a batch of 256 images */
 
-    /* matmul */
     const int64_t mkn[][3] = {{1, 1, 1}, {3, 17, 5}, {17, 64, 24}, {197, 64, 197}, {65, 33, 129}, {5, 200, 3}};
     for (size_t s = 0; s < sizeof mkn / sizeof mkn[0]; s++)
         for (int ta = 0; ta <= 1; ta++)
@@ -482,22 +672,30 @@ int main(void)
                 }
     matmul_case(66000, 2, 3, 2, 0, 1, 0.5f, 1); /* more batches than lavapipe's grid has in z */
 
-    /* patch_embed */
-    for (int bias = 0; bias <= 1; bias++) {
-        patch_case(1, 1, 28, 42, 14, 24, bias, 0);
-        patch_case(2, 3, 42, 28, 14, 40, bias, 3);
-        patch_case(1, 3, 32, 48, 16, 100, bias, 5);
-        patch_case(2, 1, 16, 16, 16, 72, bias, 0);
-        patch_case(2, 3, 224, 224, 16, 64, bias, 1);
-    }
-
+    patch_grid(RF_PRECISION_FP32);
     bad_shapes();
     timing(197, 768, 2304, 3);
 
+    /* fp16: the same linear and patch_embed cases on fewer shapes */
+    rf_vk *dev = vk->impl;
+    printf("vulkan has_fp16 %d\n", dev->has_fp16);
+    set_vk_precision(RF_PRECISION_FP16);
+    refusals();
+    const int64_t Ms16[] = {1, 17, 197};
+    const int64_t KN16[][2] = {{100, 72}, {24, 40}, {64, 129}, {1, 5}, {130, 1}};
+    linear_grid(RF_PRECISION_FP16, Ms16, 3, KN16, sizeof KN16 / sizeof KN16[0]);
+    linear_qkv(RF_PRECISION_FP16, Ms16, 3);
+    for (size_t mi = 0; mi < 3; mi++) /* subnormal to largest halves */
+        linear_case(RF_PRECISION_FP16, Ms16[mi], 100, 72, 1, RF_ACT_NONE, RES_SEPARATE, 0, 0, 1);
+    out_of_range();
+    patch_grid(RF_PRECISION_FP16);
+
     if (verbose)
-        for (int i = 0; i < 3; i++)
-            printf("%-12s worst error/tolerance %.3f, worst abs error %.3g\n", op_names[i], worst_ratio[i],
-                   worst_abs[i]);
+        for (int p = 0; p < 2; p++)
+            for (int op = 0; op < OPS; op++)
+                if (!(p == RF_PRECISION_FP16 && op == OP_MATMUL))
+                    printf("%s %-12s worst error/tolerance %.3f, worst abs error %.3g\n", prec_names[p], op_names[op],
+                           worst_ratio[p][op], worst_abs[p][op]);
     rf_backend_destroy(vk);
     rf_backend_destroy(cpu);
     return test_finish("test_vk_gemm");

@@ -1,4 +1,5 @@
 #include "tests/testutil.h"
+#include "runtime/vk_device.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -70,6 +71,90 @@ void test_fill_random(float *x, int64_t n, uint64_t seed, float scale)
         s ^= s << 17;
         x[i] = scale * (2.0f * (float)((s >> 40) & 0xffffff) / 16777215.0f - 1.0f);
     }
+}
+
+void test_fill_const(float *x, int64_t n, float v)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = v;
+}
+
+void *test_xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "FATAL: out of memory (%zu bytes)\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+float *test_falloc(int64_t n)
+{
+    return test_xmalloc((size_t)(n > 0 ? n : 0) * sizeof(float));
+}
+
+double *test_dalloc(int64_t n)
+{
+    return test_xmalloc((size_t)(n > 0 ? n : 0) * sizeof(double));
+}
+
+int32_t *test_ialloc(int64_t n)
+{
+    return test_xmalloc((size_t)(n > 0 ? n : 0) * sizeof(int32_t));
+}
+
+int32_t *test_softmax_mask(int64_t B, int64_t C, uint64_t seed)
+{
+    int32_t *mask = test_ialloc(B * C);
+    float *mr = test_falloc(B * C);
+    test_fill_random(mr, B * C, seed, 1.0f);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < C; j++) {
+            int keep;
+            switch (b % 3) {
+            case 0: keep = j == 0 || mr[b * C + j] > -0.5f; break;
+            case 1: keep = j < (C - C / 3 > 0 ? C - C / 3 : 1); break;
+            default: keep = 0; break;
+            }
+            mask[b * C + j] = keep ? (j % 2 ? 1 : 7) : 0; /* any nonzero keeps */
+        }
+    free(mr);
+    return mask;
+}
+
+void test_attention_mask(int32_t *mask, int64_t B, int64_t T, int masked)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < T; j++) {
+            int keep = 1;
+            if (masked) {
+                switch (b % 3) {
+                case 0: keep = j < T - T / 3; break;                  /* padded tail */
+                case 1: keep = j >= (T - 1 < 70 ? T - 1 : 70); break; /* padded front */
+                default: keep = 0; break;                             /* all padding */
+                }
+            }
+            mask[b * T + j] = keep ? (j % 2 ? 1 : 3) : 0; /* any nonzero keeps */
+        }
+}
+
+void test_softmax_grid(const int64_t *cols, size_t ncols, test_softmax_case_fn *case_fn)
+{
+    static const int64_t rows[] = {1, 3, 17};
+    for (size_t ci = 0; ci < ncols; ci++)
+        for (size_t ri = 0; ri < 3; ri++)
+            for (int alias = 0; alias < 2; alias++) {
+                case_fn(ri == 1 ? 1 : 2, rows[ri], cols[ci], 0, 1.0f, 4.0f, alias);
+                case_fn(3, rows[ri], cols[ci], 1, 0.125f, 30.0f, alias);
+                case_fn(3, rows[ri], cols[ci], 1, 1.0f, 100.0f, alias);
+            }
+}
+
+int test_verbose(void)
+{
+    const char *v = getenv("RADFUSE_TEST_VERBOSE");
+    return v && *v && strcmp(v, "0") != 0;
 }
 
 #include <fcntl.h>
@@ -222,4 +307,26 @@ void test_dev_free(rf_backend *be, test_dev *d)
     if (d->buf)
         be->ops->buffer_free(be, d->buf);
     memset(d, 0, sizeof *d);
+}
+
+void test_backends_create(rf_backend **cpu, rf_backend **vk)
+{
+    rf_err err;
+    if (rf_backend_create(cpu, "cpu", 2, &err)) {
+        fprintf(stderr, "FATAL: cpu backend: %s\n", err.msg);
+        exit(1);
+    }
+    if (rf_vk_backend_create(vk, -1, 0, &err)) {
+        fprintf(stderr, "FATAL: no Vulkan device (install Mesa lavapipe: mesa-vulkan-drivers): %s\n", err.msg);
+        rf_backend_destroy(*cpu);
+        exit(1);
+    }
+    printf("vulkan device: %s\n", rf_backend_name(*vk));
+}
+
+int test_end_pass(rf_backend *be, int rc, rf_err *err)
+{
+    rf_err ignored;
+    int rc2 = be->ops->end(be, rc == 0, rc ? &ignored : err);
+    return rc ? rc : rc2;
 }

@@ -43,8 +43,34 @@ const char *test_radfuse_bin(void);
 double test_max_abs_diff(const float *a, const float *b, int64_t n);
 /* Deterministic pseudo-random floats in [-scale, scale]. */
 void test_fill_random(float *x, int64_t n, uint64_t seed, float scale);
+/* x[0..n) = v. */
+void test_fill_const(float *x, int64_t n, float v);
+/* A key mask [B, C] for softmax tests (malloc'd): in batch b, b % 3 == 0
+ * keeps key 0 and about 3/4 of the others at random (from seed), 1 keeps the
+ * first max(C - C / 3, 1) keys, 2 masks every key; kept entries are 1 or 7
+ * (any nonzero keeps). */
+int32_t *test_softmax_mask(int64_t B, int64_t C, uint64_t seed);
+/* A key mask [B, T] for attention tests (into mask): all keys kept unless
+ * masked; then in batch b, b % 3 == 0 pads the tail (the last T / 3 keys), 1
+ * pads the front (the first min(T - 1, 70) keys: whole 64-key tiles), 2
+ * masks every key; kept entries are 1 or 3 (any nonzero keeps). */
+void test_attention_mask(int32_t *mask, int64_t B, int64_t T, int masked);
+/* The softmax cases of the backend tests: for each of the ncols column
+ * counts, 1, 3 and 17 rows, out of place and in place, one unmasked case
+ * (x in [-4, 4]) and two masked ones (scale 0.125 on x in [-30, 30], scale 1
+ * on [-100, 100]: without max subtraction expf overflows). */
+typedef void test_softmax_case_fn(int64_t B, int64_t R, int64_t C, int masked, float scale, float range, int alias);
+void test_softmax_grid(const int64_t *cols, size_t ncols, test_softmax_case_fn *case_fn);
 
-#endif
+/* malloc that aborts with a message when out of memory; 0 bytes (or a count
+ * <= 0) still gives a valid pointer. Free with free(). */
+void *test_xmalloc(size_t bytes);
+float *test_falloc(int64_t n);
+double *test_dalloc(int64_t n);
+int32_t *test_ialloc(int64_t n);
+
+/* True when RADFUSE_TEST_VERBOSE is set to something other than "" or "0". */
+int test_verbose(void);
 
 /* Runs argv (argv[0] is a path) with stdout and stderr captured into the
  * buffers (NUL-terminated, truncated to cap). Returns the exit status, or
@@ -70,3 +96,12 @@ int test_dev_alloc(rf_backend *be, test_dev *d, rf_dtype dtype, int ndim, const 
 /* Copies d's tensor (or any view of the same backend) back to host memory. */
 int test_dev_read(rf_backend *be, const rf_tensor *t, void *host);
 void test_dev_free(rf_backend *be, test_dev *d);
+
+/* The CPU backend (2 threads) and the default Vulkan device, whose name is
+ * printed; a missing device fails the test (exits 1): lavapipe in CI. */
+void test_backends_create(rf_backend **cpu, rf_backend **vk);
+/* Ends a pass begun on be: submitted when the recorded operation returned
+ * rc == 0, dropped otherwise. Returns rc, or else end's status (err set). */
+int test_end_pass(rf_backend *be, int rc, rf_err *err);
+
+#endif
