@@ -25,9 +25,17 @@ static const char usage[] =
     "      ViTModel, BertModel; timm vit_*. --precision fp16 stores the weights\n"
     "      of linear layers in fp16 and accumulates in fp32 (Vulkan devices with\n"
     "      shaderFloat16 and 16-bit storage; elsewhere an error); default fp32.\n"
-    "  model random --arch vit_<size>_patch<P>_<IMG> --out DIR [--seed S]\n"
-    "      Writes a timm ViT checkpoint with random weights of the real shapes\n"
-    "      (size: tiny, small, base, large), for demos and benchmarks.\n"
+    "  model random --arch ARCH --out DIR [--seed S]\n"
+    "      Writes a checkpoint with random weights of real shapes, for demos and\n"
+    "      benchmarks: ARCH is a timm vit_<size>_patch<P>_<IMG> (size: tiny,\n"
+    "      small, base, large) or bert_base (Hugging Face BertModel).\n"
+    "  dicom ls PATH... [--json]\n"
+    "      DICOM files and directory trees (walked recursively, sorted): a\n"
+    "      study / series / instance tree, or with --json one object per file\n"
+    "      per line (UIDs, modality, view, transfer syntax, size, frames,\n"
+    "      photometric, bits, pixel_sha256 of the decoded stored values). No\n"
+    "      patient names or IDs are printed. Exit status 2 when any file fails;\n"
+    "      every file is still listed.\n"
     "  demo [--dir DIR] [--batch N] [--threads N]\n"
     "      Builds a ViT-B/16 with random weights, runs it on a synthetic\n"
     "      224x224 image and prints the output summary and the time taken.\n"
@@ -97,6 +105,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "model") == 0)
         return cli_model(argc - 2, argv + 2);
+    if (strcmp(cmd, "dicom") == 0)
+        return cli_dicom(argc - 2, argv + 2);
     if (strcmp(cmd, "demo") == 0)
         return cli_demo(argc - 2, argv + 2);
     return cli_fail("unknown command '%s' (see radfuse --help)", cmd);

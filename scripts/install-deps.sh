@@ -11,6 +11,7 @@ packages=(
   libcjson-dev                            # config.json and safetensors headers
   libvulkan-dev glslc                     # Vulkan headers and loader, GLSL -> SPIR-V
   mesa-vulkan-drivers vulkan-validationlayers  # lavapipe (Vulkan on the CPU) and validation, for tests
+  g++ libdcmtk-dev                        # DICOM: DCMTK 3.6.7 and the C++ compiler for its shim
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)

@@ -1,0 +1,466 @@
+/*
+ * The DCMTK shim: the only C++ in radfuse. It opens a DICOM file with DCMTK's
+ * dcmdata, decompresses the pixel data with DCMTK's codecs and hands back
+ * plain C data (imaging/dicom.h). Every exception is caught at the boundary.
+ *
+ * Process state: DCMTK keeps its codec list in a global registry, so the JPEG
+ * (IJG 8/12/16-bit), JPEG-LS (CharLS) and RLE decoders must be registered
+ * once per process before any decode; its logger is also global and is set to
+ * silence there (DCMTK would otherwise print warnings to stderr, and radfuse
+ * reports every problem as its own one line). Both happen under one
+ * std::call_once, which makes the registration thread-safe. This is the one
+ * piece of process-wide mutable state radfuse permits; nothing else here
+ * keeps any, and the registration is never undone (it lives as long as the
+ * process, as DCMTK's registry does).
+ */
+#include "imaging/dicom.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the DICOM shim assumes a little-endian host"
+#endif
+
+namespace {
+
+std::once_flag codecs_once;
+
+void register_codecs()
+{
+    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    DJDecoderRegistration::registerCodecs();     // JPEG baseline, extended, lossless
+    DJLSDecoderRegistration::registerCodecs();   // JPEG-LS lossless and near-lossless
+    DcmRLEDecoderRegistration::registerCodecs(); // RLE lossless
+}
+
+void copy_str(char *dst, const OFString &s)
+{
+    std::snprintf(dst, RF_DICOM_STR, "%s", s.c_str());
+    // values are printed on one line: no control characters
+    for (char *p = dst; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+void get_str(DcmItem *ds, const DcmTagKey &tag, char *dst)
+{
+    OFString s;
+    dst[0] = 0;
+    if (ds->findAndGetOFString(tag, s).good())
+        copy_str(dst, s);
+}
+
+// An integer attribute: US read as such; IS parsed strictly (an optional sign,
+// digits, surrounding spaces). *found: 0 absent or empty, 1 valid, -1 present but invalid.
+long get_int(DcmItem *ds, const DcmTagKey &tag, int *found)
+{
+    *found = 0;
+    DcmElement *e = NULL;
+    if (ds->findAndGetElement(tag, e).bad() || !e || e->getLength() == 0)
+        return 0;
+    if (e->getVR() == EVR_US) {
+        Uint16 u;
+        if (e->getUint16(u).bad())
+            return *found = -1, 0;
+        *found = 1;
+        return u;
+    }
+    OFString str;
+    if (e->getOFString(str, 0).bad())
+        return *found = -1, 0;
+    const char *p = str.c_str();
+    while (*p == ' ')
+        p++;
+    char *end;
+    errno = 0;
+    long v = std::strtol(p, &end, 10);
+    bool digits = end != p;
+    while (*end == ' ')
+        end++;
+    if (!digits || *end || errno)
+        return *found = -1, 0;
+    *found = 1;
+    return v;
+}
+
+// A cheap first look: a DICOM file has "DICM" at byte 128, or (without the
+// preamble) starts with a tag of group 0002..0008 in either byte order.
+bool looks_like_dicom(const char *path)
+{
+    FILE *f = std::fopen(path, "rb");
+    if (!f)
+        return true; // let DCMTK report why it cannot be opened
+    unsigned char b[132];
+    size_t n = std::fread(b, 1, sizeof b, f);
+    std::fclose(f);
+    if (n == sizeof b && std::memcmp(b + 128, "DICM", 4) == 0)
+        return true;
+    if (n < 8)
+        return false;
+    unsigned le = b[0] | (unsigned)b[1] << 8, be = (unsigned)b[0] << 8 | b[1];
+    return (le >= 0x0002 && le <= 0x0008) || (be >= 0x0002 && be <= 0x0008);
+}
+
+struct sample_reader {
+    const uint8_t *data;
+    int bits_allocated;
+    // the i-th stored sample (before masking), as an unsigned 32-bit pattern
+    uint32_t get(uint64_t i) const
+    {
+        switch (bits_allocated) {
+        case 1: return (data[i >> 3] >> (i & 7)) & 1u;
+        case 8: return data[i];
+        case 16: return (uint32_t)data[2 * i] | (uint32_t)data[2 * i + 1] << 8;
+        default:
+            return (uint32_t)data[4 * i] | (uint32_t)data[4 * i + 1] << 8 | (uint32_t)data[4 * i + 2] << 16 |
+                   (uint32_t)data[4 * i + 3] << 24;
+        }
+    }
+};
+
+uint8_t clamp_round(float v)
+{
+    v = std::floor(v + 0.5f);
+    return v < 0.f ? 0 : v > 255.f ? 255 : (uint8_t)v;
+}
+
+// YBR_FULL -> RGB exactly as pydicom's convert_color_space (float32, round half up, clip)
+void ybr_to_rgb(uint8_t *p, uint64_t pixels)
+{
+    const float cb_g = (float)(-0.114 * 1.772 / 0.587), cr_g = (float)(-0.299 * 1.402 / 0.587);
+    const float cr_r = 1.402f, cb_b = 1.772f;
+    for (uint64_t i = 0; i < pixels; i++, p += 3) {
+        float y = p[0], cb = (float)p[1] - 128.f, cr = (float)p[2] - 128.f;
+        float r = y + cb * 0.f + cr * cr_r;
+        float g = y + cb * cb_g + cr * cr_g;
+        float b = y + cb * cb_b + cr * 0.f;
+        p[0] = clamp_round(r);
+        p[1] = clamp_round(g);
+        p[2] = clamp_round(b);
+    }
+}
+
+// The marker structure of a JPEG / JPEG-LS stream from SOI up to the first
+// frame header (SOFn) or scan (SOS): every segment length >= 2 and inside the
+// fragment. DCMTK 3.6.7's DJCodecDecoder::scanJpegDataForBitDepth loops forever
+// on a segment length of 0, so every frame is checked before DCMTK sees it.
+bool jpeg_header_ok(const uint8_t *p, size_t n)
+{
+    if (n < 4 || p[0] != 0xff || p[1] != 0xd8)
+        return false;
+    size_t i = 2;
+    for (;;) {
+        if (i >= n || p[i] != 0xff)
+            return false;
+        while (i < n && p[i] == 0xff) // fill bytes
+            i++;
+        if (i >= n)
+            return false;
+        uint8_t m = p[i++];
+        if (m == 0x01 || (m >= 0xd0 && m <= 0xd8)) // TEM, RSTn, SOI: no length
+            continue;
+        if (m == 0xd9 || m == 0x00) // EOI before a frame header, or a stuffed zero
+            return false;
+        if (i + 2 > n)
+            return false;
+        size_t len = (size_t)p[i] << 8 | p[i + 1];
+        if (len < 2 || i + len > n)
+            return false;
+        bool sof = (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) || m == 0xf7;
+        if (sof || m == 0xda)
+            return true;
+        i += len;
+    }
+}
+
+// Every frame of a JPEG / JPEG-LS pixel sequence starts with a sound header.
+bool jpeg_frames_ok(DcmPixelData *pd, E_TransferSyntax xfer, long frames)
+{
+    DcmPixelSequence *seq = NULL;
+    if (pd->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq)
+        return false;
+    unsigned long items = seq->card();
+    long starts = 0;
+    for (unsigned long k = 1; k < items; k++) { // item 0 is the basic offset table
+        DcmPixelItem *item = NULL;
+        if (seq->getItem(item, k).bad() || !item)
+            return false;
+        Uint8 *b = NULL;
+        Uint32 len = item->getLength();
+        if (len == 0)
+            continue;
+        if (item->getUint8Array(b).bad() || !b)
+            return false;
+        if (len >= 2 && b[0] == 0xff && b[1] == 0xd8) {
+            if (!jpeg_header_ok(b, len))
+                return false;
+            starts++;
+        } else if (k == 1) {
+            return false; // the first fragment must start a frame
+        }
+    }
+    return starts >= 1 && starts <= frames;
+}
+
+int fail(rf_err *err, int code, const char *path, const char *what)
+{
+    return rf_err_set(err, code, "%s: %s", path, what);
+}
+
+int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
+{
+    std::call_once(codecs_once, register_codecs);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return rf_err_set(err, RF_EIO, "%s: cannot stat: %s", path, std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail(err, RF_EINVAL, path, "not a regular file");
+    if (!looks_like_dicom(path))
+        return fail(err, RF_EFORMAT, path, "not a DICOM file (no DICM prefix and no DICOM tag at the start)");
+
+    DcmFileFormat ff;
+    OFCondition c = ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    if (c.bad())
+        return rf_err_set(err, RF_EFORMAT, "%s: not a readable DICOM file: %s", path, c.text());
+    DcmDataset *ds = ff.getDataset();
+    if (!ds)
+        return fail(err, RF_EFORMAT, path, "no dataset");
+
+    get_str(ds, DCM_StudyInstanceUID, img->study_uid);
+    get_str(ds, DCM_SeriesInstanceUID, img->series_uid);
+    get_str(ds, DCM_SOPInstanceUID, img->sop_uid);
+    get_str(ds, DCM_SOPClassUID, img->sop_class_uid);
+    get_str(ds, DCM_Modality, img->modality);
+    get_str(ds, DCM_ViewPosition, img->view);
+    get_str(ds, DCM_PhotometricInterpretation, img->photometric);
+    E_TransferSyntax xfer = ds->getOriginalXfer();
+    DcmXfer xf(xfer);
+    copy_str(img->transfer_syntax, xf.getXferID());
+    int found;
+    long inum = get_int(ds, DCM_InstanceNumber, &found);
+    img->has_instance_number = found == 1 && inum >= INT32_MIN && inum <= INT32_MAX;
+    img->instance_number = img->has_instance_number ? (int)inum : 0;
+    long rows = get_int(ds, DCM_Rows, &found);
+    long cols = get_int(ds, DCM_Columns, &found);
+    long frames = get_int(ds, DCM_NumberOfFrames, &found);
+    if (found < 0) {
+        OFString raw;
+        ds->findAndGetOFString(DCM_NumberOfFrames, raw);
+        char shown[RF_DICOM_STR];
+        copy_str(shown, raw);
+        return rf_err_set(err, RF_EFORMAT, "%s: NumberOfFrames '%s' is not an integer", path, shown);
+    }
+    if (!found)
+        frames = 1;
+    long ba = get_int(ds, DCM_BitsAllocated, &found);
+    long bs = get_int(ds, DCM_BitsStored, &found);
+    if (!found)
+        bs = ba;
+    long hb = get_int(ds, DCM_HighBit, &found);
+    if (!found)
+        hb = bs - 1;
+    long pr = get_int(ds, DCM_PixelRepresentation, &found);
+    long spp = get_int(ds, DCM_SamplesPerPixel, &found);
+    if (!found)
+        spp = 1;
+    long pc = get_int(ds, DCM_PlanarConfiguration, &found);
+    img->rows = (int)rows;
+    img->columns = (int)cols;
+    img->frames = (int)frames;
+    img->bits_allocated = (int)ba;
+    img->bits_stored = (int)bs;
+    img->high_bit = (int)hb;
+    img->pixel_representation = (int)pr;
+    img->samples_per_pixel = (int)spp;
+    img->planar_configuration = (int)pc;
+
+    DcmElement *pix = NULL;
+    if (ds->findAndGetElement(DCM_PixelData, pix).bad() || !pix)
+        return fail(err, RF_EFORMAT, path, "no pixel data (7FE0,0010)");
+    if (rows < 1 || rows > 65535 || cols < 1 || cols > 65535)
+        return rf_err_set(err, RF_EFORMAT, "%s: bad image size %ldx%ld (Rows x Columns)", path, rows, cols);
+    if (frames < 1 || frames > 1000000)
+        return rf_err_set(err, RF_EFORMAT, "%s: bad NumberOfFrames %ld", path, frames);
+    if (ba != 1 && ba != 8 && ba != 16 && ba != 32)
+        return rf_err_set(err, RF_EUNSUP, "%s: BitsAllocated %ld not supported (1, 8, 16, 32)", path, ba);
+    if (bs < 1 || bs > ba)
+        return rf_err_set(err, RF_EFORMAT, "%s: BitsStored %ld with BitsAllocated %ld", path, bs, ba);
+    if (pr != 0 && pr != 1)
+        return rf_err_set(err, RF_EFORMAT, "%s: bad PixelRepresentation %ld", path, pr);
+    if (spp != 1 && spp != 3)
+        return rf_err_set(err, RF_EUNSUP, "%s: SamplesPerPixel %ld not supported (1 or 3)", path, spp);
+    if (spp == 3 && ba != 8 && ba != 16 && ba != 32)
+        return rf_err_set(err, RF_EUNSUP, "%s: color with BitsAllocated %ld not supported", path, ba);
+    if (spp == 3 && pc != 0 && pc != 1)
+        return rf_err_set(err, RF_EFORMAT, "%s: bad PlanarConfiguration %ld", path, pc);
+
+    const char *pi = img->photometric;
+    bool ybr_full = std::strcmp(pi, "YBR_FULL") == 0;
+    bool ybr_422 = std::strcmp(pi, "YBR_FULL_422") == 0;
+    if (spp == 3 && (ybr_full || ybr_422) && ba != 8)
+        return rf_err_set(err, RF_EUNSUP, "%s: %s with BitsAllocated %ld not supported", path, pi, ba);
+
+    uint64_t pixels = (uint64_t)rows * (uint64_t)cols * (uint64_t)frames; // < 2^52
+    uint64_t samples = pixels * (uint64_t)spp;
+    int out_bytes = ba <= 8 ? 1 : (int)(ba / 8);
+    uint64_t decoded = samples * (uint64_t)out_bytes;
+    if (decoded > DICOM_MAX_DECODED_BYTES)
+        return rf_err_set(err, RF_ENOMEM, "%s: %llu decoded bytes exceed the %llu-byte limit", path,
+                          (unsigned long long)decoded, (unsigned long long)DICOM_MAX_DECODED_BYTES);
+
+    if (xf.isEncapsulated()) {
+        bool supported = xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 || xfer == EXS_JPEGProcess14 ||
+                         xfer == EXS_JPEGProcess14SV1 || xfer == EXS_JPEGLSLossless ||
+                         xfer == EXS_JPEGLSLossy || xfer == EXS_RLELossless;
+        if (!supported)
+            return rf_err_set(err, RF_EUNSUP, "%s: transfer syntax %s (%s) not supported yet", path,
+                              xf.getXferID(), xf.getXferName());
+        // what DCMTK will allocate for the decoded frames, against what the file can justify
+        uint64_t budget = (uint64_t)st.st_size * DICOM_MAX_RATIO;
+        if (budget < DICOM_MIN_BUDGET)
+            budget = DICOM_MIN_BUDGET;
+        if (samples * (uint64_t)(ba <= 8 ? 1 : ba / 8) > budget)
+            return rf_err_set(err, RF_ENOMEM,
+                              "%s: %ldx%ld x %ld frames x %ld samples is more than a %lld-byte file can hold",
+                              path, rows, cols, frames, spp, (long long)st.st_size);
+        bool jpeg = xfer != EXS_RLELossless;
+        if (jpeg && !jpeg_frames_ok(OFstatic_cast(DcmPixelData *, pix), xfer, frames))
+            return rf_err_set(err, RF_EFORMAT, "%s: malformed %s stream (marker structure or frame count)", path,
+                              xf.getXferName());
+        if (!(flags & RF_DICOM_PIXELS))
+            return RF_OK;
+        c = ds->chooseRepresentation(EXS_LittleEndianExplicit, NULL);
+        if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
+            return rf_err_set(err, RF_EFORMAT, "%s: cannot decode the %s pixel data: %s", path, xf.getXferName(),
+                              c.bad() ? c.text() : "codec failed");
+        pix = NULL;
+        if (ds->findAndGetElement(DCM_PixelData, pix).bad() || !pix)
+            return fail(err, RF_EFORMAT, path, "no pixel data after decoding");
+        // the decoders may have changed these (JPEG: YBR -> RGB; JPEG-LS/RLE: planar configuration)
+        char pi_after[RF_DICOM_STR];
+        get_str(ds, DCM_PhotometricInterpretation, pi_after);
+        ybr_full = std::strcmp(pi_after, "YBR_FULL") == 0;
+        ybr_422 = std::strcmp(pi_after, "YBR_FULL_422") == 0;
+        pc = get_int(ds, DCM_PlanarConfiguration, &found);
+        if (ybr_422)
+            ybr_422 = false, ybr_full = true; // decoded data is never subsampled
+    } else if (!(flags & RF_DICOM_PIXELS)) {
+        // native: the stored length must cover the attributes (checked again when decoding)
+        uint64_t need = ba == 1 ? (samples + 7) / 8 : (ybr_422 ? pixels * 2 : samples) * (uint64_t)(ba / 8);
+        uint64_t frame_bytes = need / (uint64_t)frames;
+        if ((uint64_t)pix->getLength() < need || (uint64_t)pix->getLength() >= need + frame_bytes)
+            return rf_err_set(err, RF_EFORMAT, "%s: pixel data has %lu bytes, the attributes need %llu", path,
+                              (unsigned long)pix->getLength(), (unsigned long long)need);
+        return RF_OK;
+    }
+
+    // the (now native, little-endian) stored bytes
+    const uint8_t *raw = NULL;
+    if (pix->getVR() == EVR_OW) {
+        Uint16 *w = NULL;
+        c = pix->getUint16Array(w); // host (little-endian) words: the LE byte stream
+        raw = (const uint8_t *)w;
+    } else {
+        Uint8 *b = NULL;
+        c = pix->getUint8Array(b);
+        raw = b;
+    }
+    if (c.bad() || !raw)
+        return rf_err_set(err, RF_EFORMAT, "%s: cannot read the pixel data: %s", path, c.bad() ? c.text() : "empty");
+    uint64_t have = pix->getLength();
+    uint64_t stored_samples = ybr_422 ? pixels * 2 : samples;
+    uint64_t need = ba == 1 ? (stored_samples + 7) / 8 : stored_samples * (uint64_t)(ba / 8);
+    if (ybr_422 && (cols % 2))
+        return fail(err, RF_EFORMAT, path, "YBR_FULL_422 with an odd number of columns");
+    // native data must cover the attributes; trailing padding shorter than a
+    // frame is ignored (as pydicom does), a whole frame more means the frame
+    // count or the size is wrong
+    if (have < need || (!xf.isEncapsulated() && have >= need + need / (uint64_t)frames))
+        return rf_err_set(err, RF_EFORMAT, "%s: pixel data has %llu bytes, the attributes need %llu", path,
+                          (unsigned long long)have, (unsigned long long)need);
+
+    // a big-endian file's 32-bit samples held as OW: DCMTK swapped 16-bit words, not 32-bit ones
+    bool swap_halves = ba == 32 && pix->getVR() == EVR_OW && xfer == EXS_BigEndianExplicit;
+
+    uint8_t *out = (uint8_t *)std::malloc(decoded ? decoded : 1);
+    if (!out)
+        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
+                          (unsigned long long)decoded);
+    sample_reader rd = {raw, (int)ba};
+    uint32_t mask = bs >= 32 ? 0xffffffffu : ((1u << bs) - 1u);
+    uint32_t sign = 1u << (bs - 1);
+    uint64_t frame_px = (uint64_t)rows * (uint64_t)cols;
+    for (uint64_t i = 0; i < samples; i++) {
+        // index of output sample i (interleaved) in the stored order
+        uint64_t src = i;
+        if (ybr_422) {
+            uint64_t px = i / 3, ch = i % 3, pair = px / 2;
+            src = ch == 0 ? pair * 4 + (px % 2) : pair * 4 + 1 + ch;
+        } else if (spp == 3 && pc == 1) {
+            uint64_t px = i / 3, ch = i % 3, f = px / frame_px, p = px % frame_px;
+            src = f * frame_px * 3 + ch * frame_px + p;
+        }
+        uint32_t v = rd.get(src);
+        if (swap_halves)
+            v = v >> 16 | v << 16;
+        v &= mask;
+        if (pr == 1 && (v & sign))
+            v |= ~mask;
+        switch (out_bytes) {
+        case 1: out[i] = (uint8_t)v; break;
+        case 2: out[2 * i] = (uint8_t)v; out[2 * i + 1] = (uint8_t)(v >> 8); break;
+        default:
+            out[4 * i] = (uint8_t)v; out[4 * i + 1] = (uint8_t)(v >> 8);
+            out[4 * i + 2] = (uint8_t)(v >> 16); out[4 * i + 3] = (uint8_t)(v >> 24);
+        }
+    }
+    if (spp == 3 && (ybr_full || ybr_422))
+        ybr_to_rgb(out, pixels);
+    img->pixels = out;
+    img->pixels_size = decoded;
+    img->sample_bytes = out_bytes;
+    img->out_samples = (int)spp;
+    return RF_OK;
+}
+
+} // namespace
+
+extern "C" int dicom_read(const char *path, int flags, rf_dicom_image *img, rf_err *err)
+{
+    std::memset(img, 0, sizeof *img);
+    int rc;
+    try {
+        rc = read_impl(path, flags, img, err);
+    } catch (const std::bad_alloc &) {
+        rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory while reading", path);
+    } catch (const std::exception &e) {
+        rc = rf_err_set(err, RF_EFORMAT, "%s: %s", path, e.what());
+    } catch (...) {
+        rc = rf_err_set(err, RF_EFORMAT, "%s: unexpected error while reading", path);
+    }
+    if (rc) {
+        std::free(img->pixels);
+        img->pixels = NULL;
+        img->pixels_size = 0;
+    }
+    return rc;
+}

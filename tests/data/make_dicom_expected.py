@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""Writes tests/data/dicom_expected.txt: what `radfuse dicom ls --json` must say
+about every file under shared/data/dicom, determined independently of radfuse
+with pydicom (and GDCM as pydicom's decoder where Pillow cannot decode).
+
+Made with Debian 12's python3-pydicom 2.3.1, python3-numpy 1.24.2,
+python3-pil 9.4.0 and python3-gdcm 3.0.21:
+    apt-get install python3-pydicom python3-numpy python3-pil python3-gdcm
+    /usr/bin/python3 tests/data/make_dicom_expected.py ../shared/data/dicom > tests/data/dicom_expected.txt
+
+One line per file, tab-separated:
+    relative/path  ok     ROWS COLS FRAMES  SHA256    lossless: the hash must match exactly
+    relative/path  ok     ROWS COLS FRAMES  lossy  SHA256  THUMB
+                                                      lossy JPEG: decoders may differ by +-1 per
+                                                      sample, so the hash is informative only;
+                                                      THUMB must match within 1.0 (10 tenths)
+    relative/path  error  -    -    -       REASON    radfuse must report an error
+
+pixel_sha256 rule (the one radfuse documents): SHA-256 of the stored values of
+all frames after decompression, masked to BitsStored and sign-extended when
+PixelRepresentation is 1, little-endian, in 1 byte for BitsAllocated 1 (0/1)
+and 8, 2 bytes for 16, 4 bytes for 32; color as interleaved RGB (YBR_FULL and
+YBR_FULL_422 converted with pydicom's convert_color_space).
+
+THUMB: frame 0 cut into min(16, rows) x min(16, cols) blocks (block i of n covers
+[i*len//n, (i+1)*len//n)); for each block row, block column and sample, the mean
+of those values in tenths, rounded: comma-separated, row-major, samples last.
+
+Status rules: a file is an error when pydicom cannot parse it as DICOM, when it
+has no Pixel Data, when its transfer syntax is JPEG 2000 (not supported by
+radfuse yet: a decision, not a pydicom finding), or when pydicom cannot decode
+its pixel data.
+"""
+import hashlib
+import os
+import sys
+import warnings
+
+import numpy as np
+import pydicom
+from pydicom.pixel_data_handlers.util import convert_color_space
+from pydicom.uid import UID
+
+warnings.filterwarnings("ignore")
+
+J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
+       "1.2.840.10008.1.2.4.93"}
+# Where radfuse deliberately differs from what pydicom tolerates (see docs/imaging.md).
+DECISIONS = {
+    "pydicom-test-files/SC_rgb_jpeg.dcm":
+        "meta header says explicit VR (JPEG baseline) but the dataset is implicit VR: "
+        "pydicom falls back, radfuse rejects the contradiction",
+}
+LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}  # JPEG baseline, extended
+
+
+def expected(path):
+    try:
+        ds = pydicom.dcmread(path)  # not force=True: a file must look like DICOM
+    except Exception as e:  # noqa: BLE001
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            ds.PixelData  # files without preamble but with real elements
+            if "Rows" not in ds:
+                raise ValueError("no image attributes")
+        except Exception:  # noqa: BLE001
+            return "error", None, "not DICOM (pydicom: %s)" % type(e).__name__
+    if "PixelData" not in ds:
+        return "error", None, "no pixel data"
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if "file_meta" in dir(ds) else ""
+    if not ts and hasattr(ds, "file_meta"):
+        ts = ""
+    if ts in J2K:
+        return "error", None, "JPEG 2000 not supported yet"
+    nf = ds.get("NumberOfFrames", 1)
+    try:
+        int(str(nf).strip() or "1")
+    except ValueError:
+        return "error", None, "NumberOfFrames %r is not an integer" % str(nf)
+    try:
+        arr = ds.pixel_array
+    except Exception as e:  # noqa: BLE001
+        return "error", None, "pydicom cannot decode: %s" % str(e).splitlines()[0][:80]
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    spp = int(getattr(ds, "SamplesPerPixel", 1))
+    ba, bs = int(ds.BitsAllocated), int(ds.BitsStored)
+    pr = int(getattr(ds, "PixelRepresentation", 0))
+    pi = str(getattr(ds, "PhotometricInterpretation", ""))
+    native = not pydicom.uid.UID(ts).is_compressed if ts else True
+    expected_len = rows * cols * frames * spp * ba // 8 if ba != 1 else (rows * cols * frames + 7) // 8
+    if pi == "YBR_FULL_422" and native:
+        expected_len = expected_len // 3 * 2
+    if native and len(ds.PixelData) >= expected_len + expected_len // frames:
+        return "error", None, "pixel data a frame or more longer than the attributes say (%d > %d bytes)" % (
+            len(ds.PixelData), expected_len)
+    if arr.size != rows * cols * frames * spp:
+        return "error", None, "pydicom decodes %d values, attributes say %d" % (
+            arr.size, rows * cols * frames * spp)
+    if spp == 3 and pi in ("YBR_FULL", "YBR_FULL_422"):
+        arr = convert_color_space(arr, pi, "RGB")
+    width = {1: 1, 8: 1, 16: 2, 32: 4}[ba]
+    u = arr.astype(np.int64).ravel() & ((1 << bs) - 1)
+    if pr == 1:
+        u = np.where(u >= (1 << (bs - 1)), u - (1 << bs), u)
+    dt = {1: "u1", 2: "<u2", 4: "<u4"}[width] if pr == 0 else {1: "i1", 2: "<i2", 4: "<i4"}[width]
+    data = u.astype(dt).tobytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if ts in LOSSY:
+        return "ok", (rows, cols, frames), "lossy\t%s\t%s" % (digest, thumb(u.reshape(frames, rows, cols, spp)[0]))
+    return "ok", (rows, cols, frames), digest
+
+
+def thumb(img):
+    rows, cols, spp = img.shape
+    gr, gc = min(16, rows), min(16, cols)
+    out = []
+    for i in range(gr):
+        for j in range(gc):
+            block = img[i * rows // gr:(i + 1) * rows // gr, j * cols // gc:(j + 1) * cols // gc]
+            for c in range(spp):
+                out.append(str(int(np.floor(block[..., c].mean() * 10 + 0.5))))
+    return ",".join(out)
+
+
+def main():
+    root = sys.argv[1]
+    files = []
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                files.append(os.path.relpath(p, root))
+    print("# made by tests/data/make_dicom_expected.py with pydicom %s, numpy %s (see the script)"
+          % (pydicom.__version__, np.__version__))
+    for rel in sorted(files, key=lambda s: s.encode()):
+        status, shape, what = expected(os.path.join(root, rel))
+        if rel in DECISIONS:
+            status, shape, what = "error", None, DECISIONS[rel]
+        if shape:
+            print("%s\t%s\t%d\t%d\t%d\t%s" % (rel, status, shape[0], shape[1], shape[2], what))
+        else:
+            print("%s\t%s\t-\t-\t-\t%s" % (rel, status, what))
+
+
+main()
