@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "runtime/backend.h"
+#include "runtime/backend_check.h"
 #include "runtime/cpu_act.h"
 #include "runtime/cpu_gemm.h"
 #include "runtime/cpu_vec.h"
@@ -32,23 +33,8 @@ static cpu_backend *cpu(rf_backend *be)
 
 /* ---- shape checks ---- */
 
-static int check_2d(const rf_tensor *t, const char *op, const char *what, rf_err *err)
-{
-    if (!t || !t->data || t->dtype != RF_F32 || t->ndim != 2 || (t->shape[1] > 1 && t->stride[1] != 1) ||
-        t->stride[0] < t->shape[1])
-        return rf_err_set(err, RF_EINVAL, "%s: %s must be a 2-D f32 tensor with contiguous rows", op,
-                          what);
-    return RF_OK;
-}
-
-static int check_vec(const rf_tensor *t, int64_t n, const char *op, const char *what, rf_err *err)
-{
-    if (!t || !t->data || t->dtype != RF_F32 || rf_tensor_numel(t) != n ||
-        !rf_tensor_is_contiguous(t))
-        return rf_err_set(err, RF_EINVAL, "%s: %s must be a contiguous f32 vector of %lld", op, what,
-                          (long long)n);
-    return RF_OK;
-}
+#define check_2d rf_check_2d
+#define check_vec rf_check_vec
 
 #define ROW(t, i) ((float *)(t)->data + (int64_t)(i) * (t)->stride[0])
 #define CROW(t, i) ((const float *)(t)->data + (int64_t)(i) * (t)->stride[0])
@@ -309,15 +295,9 @@ static void softmax_task(void *ctx, int64_t task, int thread)
 static int cpu_softmax(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_tensor *mask,
                        float scale, rf_err *err)
 {
-    if (!x || !y || !x->data || !y->data || x->dtype != RF_F32 || y->dtype != RF_F32 ||
-        x->ndim != 3 || y->ndim != 3 || x->stride[2] != 1 || y->stride[2] != 1)
-        return rf_err_set(err, RF_EINVAL, "softmax: operands must be 3-D f32 with contiguous rows");
-    for (int i = 0; i < 3; i++)
-        if (x->shape[i] != y->shape[i])
-            return rf_err_set(err, RF_EINVAL, "softmax: output shape does not match the input");
-    if (mask && (mask->dtype != RF_I32 || mask->ndim != 2 || mask->shape[0] != x->shape[0] ||
-                 mask->shape[1] != x->shape[2] || mask->stride[1] != 1))
-        return rf_err_set(err, RF_EINVAL, "softmax: mask must be i32 [batch, columns]");
+    int rc = rf_check_softmax(y, x, mask, err);
+    if (rc)
+        return rc;
     softmax_job j = {y, x, mask, scale};
     rf_pool_run(cpu(be)->pool, x->shape[0] * x->shape[1], softmax_task, &j);
     return RF_OK;
@@ -358,26 +338,13 @@ static int cpu_attention(rf_backend *be, rf_tensor *out, const rf_tensor *q, con
                          const rf_tensor *v, const rf_tensor *key_mask, int heads, float scale,
                          rf_err *err)
 {
-    const rf_tensor *ops[4] = {q, k, v, out};
-    for (int i = 0; i < 4; i++) {
-        if (!ops[i] || !ops[i]->data || ops[i]->dtype != RF_F32 || ops[i]->ndim != 3 ||
-            ops[i]->stride[2] != 1)
-            return rf_err_set(err, RF_EINVAL, "attention: operands must be 3-D f32 with contiguous rows");
-        for (int d = 0; d < 3; d++)
-            if (ops[i]->shape[d] != q->shape[d])
-                return rf_err_set(err, RF_EINVAL, "attention: q, k, v and output shapes differ");
-    }
-    if (heads <= 0 || q->shape[2] % heads)
-        return rf_err_set(err, RF_EINVAL, "attention: width %lld is not a multiple of %d heads",
-                          (long long)q->shape[2], heads);
+    int rc = rf_check_attention(out, q, k, v, key_mask, heads, err);
+    if (rc)
+        return rc;
     int64_t head_dim = q->shape[2] / heads;
     if (head_dim > RF_ATTN_DMAX)
         return rf_err_set(err, RF_EUNSUP, "attention: head size %lld exceeds %d", (long long)head_dim,
                           RF_ATTN_DMAX);
-    if (key_mask && (key_mask->dtype != RF_I32 || key_mask->ndim != 2 ||
-                     key_mask->shape[0] != q->shape[0] || key_mask->shape[1] != q->shape[1] ||
-                     key_mask->stride[1] != 1))
-        return rf_err_set(err, RF_EINVAL, "attention: key mask must be i32 [batch, tokens]");
     attention_job j = {out, q, k, v, key_mask, heads, head_dim, (q->shape[1] + RF_ATTN_QT - 1) / RF_ATTN_QT,
                        scale, rf_vec_select()};
     rf_pool_run(cpu(be)->pool, q->shape[0] * heads * j.qtiles, attention_task, &j);

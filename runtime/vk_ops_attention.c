@@ -3,6 +3,7 @@
  * shaders/attention.comp). Same checks and messages as the CPU backend, plus
  * the shaders' 32-bit index limit.
  */
+#include "runtime/backend_check.h"
 #include "runtime/vk_ops.h"
 
 typedef struct softmax_params {
@@ -41,23 +42,11 @@ static int64_t span3(const rf_tensor *t)
            1;
 }
 
-static int strides_ok(const rf_tensor *t)
-{
-    return t->stride[0] >= 0 && t->stride[1] >= 0;
-}
-
 int rf_vk_softmax(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_tensor *mask, float scale,
                   rf_err *err)
 {
-    if (!x || !y || !x->data || !y->data || x->dtype != RF_F32 || y->dtype != RF_F32 || x->ndim != 3 ||
-        y->ndim != 3 || x->stride[2] != 1 || y->stride[2] != 1 || !strides_ok(x) || !strides_ok(y))
-        return rf_err_set(err, RF_EINVAL, "softmax: operands must be 3-D f32 with contiguous rows");
-    for (int i = 0; i < 3; i++)
-        if (x->shape[i] != y->shape[i])
-            return rf_err_set(err, RF_EINVAL, "softmax: output shape does not match the input");
-    if (mask && (!mask->data || mask->dtype != RF_I32 || mask->ndim != 2 || mask->shape[0] != x->shape[0] ||
-                 mask->shape[1] != x->shape[2] || mask->stride[1] != 1 || mask->stride[0] < 0))
-        return rf_err_set(err, RF_EINVAL, "softmax: mask must be i32 [batch, columns]");
+    if (rf_check_softmax(y, x, mask, err))
+        return RF_EINVAL;
     int64_t B = x->shape[0], R = x->shape[1], C = x->shape[2];
     if (B == 0 || R == 0 || C == 0)
         return RF_OK;
@@ -74,31 +63,18 @@ int rf_vk_softmax(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_ten
 int rf_vk_attention(rf_backend *be, rf_tensor *out, const rf_tensor *q, const rf_tensor *k, const rf_tensor *v,
                     const rf_tensor *key_mask, int heads, float scale, rf_err *err)
 {
-    const rf_tensor *ops[4] = {q, k, v, out};
-    for (int i = 0; i < 4; i++) {
-        if (!ops[i] || !ops[i]->data || ops[i]->dtype != RF_F32 || ops[i]->ndim != 3 || ops[i]->stride[2] != 1 ||
-            !strides_ok(ops[i]))
-            return rf_err_set(err, RF_EINVAL, "attention: operands must be 3-D f32 with contiguous rows");
-        for (int d = 0; d < 3; d++)
-            if (ops[i]->shape[d] != q->shape[d])
-                return rf_err_set(err, RF_EINVAL, "attention: q, k, v and output shapes differ");
-    }
-    if (heads <= 0 || q->shape[2] % heads)
-        return rf_err_set(err, RF_EINVAL, "attention: width %lld is not a multiple of %d heads",
-                          (long long)q->shape[2], heads);
+    if (rf_check_attention(out, q, k, v, key_mask, heads, err))
+        return RF_EINVAL;
     int64_t B = q->shape[0], T = q->shape[1], D = q->shape[2] / heads;
     if (D > ATTN_DMAX)
         return rf_err_set(err, RF_EUNSUP, "attention: head size %lld exceeds %d", (long long)D, ATTN_DMAX);
-    if (key_mask && (!key_mask->data || key_mask->dtype != RF_I32 || key_mask->ndim != 2 ||
-                     key_mask->shape[0] != B || key_mask->shape[1] != T || key_mask->stride[1] != 1 ||
-                     key_mask->stride[0] < 0))
-        return rf_err_set(err, RF_EINVAL, "attention: key mask must be i32 [batch, tokens]");
     if (B == 0 || T == 0 || D == 0)
         return RF_OK;
     rf_vk *vk = rf_vk_of(be);
     if (vk->props.limits.maxComputeSharedMemorySize < ATTN_SHARED_BYTES)
         return rf_err_set(err, RF_EUNSUP, "attention: %s has %u bytes of shared memory, the kernel needs %d",
                           vk->props.deviceName, vk->props.limits.maxComputeSharedMemorySize, ATTN_SHARED_BYTES);
+    const rf_tensor *ops[4] = {q, k, v, out};
     for (int i = 0; i < 4; i++)
         if (rf_vk_check_index(span3(ops[i]), "attention", err))
             return RF_EUNSUP;

@@ -1,4 +1,5 @@
 /* LayerNorm and the elementwise operations on the Vulkan backend. */
+#include "runtime/backend_check.h"
 #include "runtime/vk_ops.h"
 
 typedef struct elementwise_params {
@@ -16,17 +17,13 @@ _Static_assert(sizeof(layernorm_params) <= RF_VK_MAX_PUSH, "push constants");
 
 int rf_vk_check_2d(const rf_tensor *t, const char *op, const char *what, rf_err *err)
 {
-    if (!t || !t->data || t->dtype != RF_F32 || t->ndim != 2 || (t->shape[1] > 1 && t->stride[1] != 1) ||
-        t->stride[0] < t->shape[1])
-        return rf_err_set(err, RF_EINVAL, "%s: %s must be a 2-D f32 tensor with contiguous rows", op, what);
-    return rf_vk_check_index(t->shape[0] * t->stride[0], op, err);
+    int rc = rf_check_2d(t, op, what, err);
+    return rc ? rc : rf_vk_check_index(t->shape[0] * t->stride[0], op, err);
 }
 
 int rf_vk_check_vec(const rf_tensor *t, int64_t n, const char *op, const char *what, rf_err *err)
 {
-    if (!t || !t->data || t->dtype != RF_F32 || rf_tensor_numel(t) != n || !rf_tensor_is_contiguous(t))
-        return rf_err_set(err, RF_EINVAL, "%s: %s must be a contiguous f32 vector of %lld", op, what, (long long)n);
-    return RF_OK;
+    return rf_check_vec(t, n, op, what, err);
 }
 
 int rf_vk_check_index(int64_t elements, const char *op, rf_err *err)
