@@ -2,6 +2,9 @@
  * The DCMTK shim: the only C++ in radfuse. It opens a DICOM file with DCMTK's
  * dcmdata, decompresses the pixel data with DCMTK's codecs and hands back
  * plain C data (imaging/dicom.h). Every exception is caught at the boundary.
+ * JPEG 2000 (which DCMTK 3.6.7 cannot decode) goes through OpenJPEG instead:
+ * DCMTK only supplies the fragments, decoded from memory per frame; OpenJPEG's
+ * codec, stream and image are per call, its messages go to the caller's rf_err.
  *
  * Process state: DCMTK keeps its codec list in a global registry, so the JPEG
  * (IJG 8/12/16-bit), JPEG-LS (CharLS) and RLE decoders must be registered
@@ -23,6 +26,8 @@
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <openjpeg.h>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -35,6 +40,7 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <vector>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the DICOM shim assumes a little-endian host"
@@ -221,6 +227,260 @@ bool jpeg_frames_ok(DcmPixelData *pd, E_TransferSyntax xfer, long frames)
     return starts >= 1 && starts <= frames;
 }
 
+// ---- JPEG 2000 (OpenJPEG): DCMTK 3.6.7 has no decoder for it ----
+
+// opj_stream over a buffer in memory
+struct mem_stream {
+    const uint8_t *data;
+    size_t size, pos;
+};
+
+OPJ_SIZE_T mem_read(void *buf, OPJ_SIZE_T n, void *user)
+{
+    mem_stream *m = (mem_stream *)user;
+    if (m->pos >= m->size)
+        return (OPJ_SIZE_T)-1;
+    size_t left = m->size - m->pos;
+    if (n > left)
+        n = left;
+    std::memcpy(buf, m->data + m->pos, n);
+    m->pos += n;
+    return n;
+}
+
+OPJ_OFF_T mem_skip(OPJ_OFF_T n, void *user)
+{
+    mem_stream *m = (mem_stream *)user;
+    if (n < 0) {
+        if ((uint64_t)(-n) > m->pos)
+            return -1;
+    } else if ((uint64_t)n > m->size - m->pos) {
+        return -1;
+    }
+    m->pos = (size_t)((OPJ_OFF_T)m->pos + n);
+    return n;
+}
+
+OPJ_BOOL mem_seek(OPJ_OFF_T to, void *user)
+{
+    mem_stream *m = (mem_stream *)user;
+    if (to < 0 || (uint64_t)to > m->size)
+        return OPJ_FALSE;
+    m->pos = (size_t)to;
+    return OPJ_TRUE;
+}
+
+// OpenJPEG's messages: the first error is kept (one line), the rest is dropped
+struct opj_msgs {
+    char first[160];
+};
+
+void opj_on_error(const char *msg, void *user)
+{
+    opj_msgs *m = (opj_msgs *)user;
+    if (m->first[0] || !msg)
+        return;
+    std::snprintf(m->first, sizeof m->first, "%s", msg);
+    for (char *p = m->first; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = *p == '\n' && !p[1] ? 0 : ' ';
+}
+
+void opj_quiet(const char *, void *) {}
+
+// The fragments of each frame: [first, last) item indices (item 0 is the offset table).
+// Basic Offset Table when present, else one fragment per frame when the counts agree,
+// else all fragments for a single frame.
+bool j2k_frame_items(DcmPixelSequence *seq, long frames, std::vector<unsigned long> &start, const char **why)
+{
+    unsigned long items = seq->card();
+    if (items < 2)
+        return *why = "no fragments", false;
+    unsigned long nfrag = items - 1;
+    start.assign((size_t)frames + 1, 0);
+    DcmPixelItem *bot = NULL;
+    if (seq->getItem(bot, 0).bad() || !bot)
+        return *why = "no offset table item", false;
+    Uint32 botlen = bot->getLength();
+    if (botlen > 0) {
+        Uint8 *b = NULL;
+        if (botlen % 4 || botlen / 4 != (Uint32)frames || bot->getUint8Array(b).bad() || !b)
+            return *why = "Basic Offset Table does not match NumberOfFrames", false;
+        // each fragment's byte position (item tag) relative to the first fragment
+        uint64_t pos = 0;
+        unsigned long k = 1;
+        for (long f = 0; f < frames; f++) {
+            uint32_t off = (uint32_t)b[4 * f] | (uint32_t)b[4 * f + 1] << 8 | (uint32_t)b[4 * f + 2] << 16 |
+                           (uint32_t)b[4 * f + 3] << 24;
+            while (k <= nfrag && pos < off) {
+                DcmPixelItem *it = NULL;
+                if (seq->getItem(it, k).bad() || !it)
+                    return *why = "unreadable fragment", false;
+                pos += 8 + (uint64_t)it->getLength();
+                k++;
+            }
+            if (pos != off || k > nfrag || (f > 0 && k <= start[(size_t)f - 1]))
+                return *why = "Basic Offset Table does not point at fragments", false;
+            start[(size_t)f] = k;
+        }
+        start[(size_t)frames] = items;
+        return true;
+    }
+    if (frames == 1) {
+        start[0] = 1, start[1] = items;
+        return true;
+    }
+    if (nfrag == (unsigned long)frames) {
+        for (long f = 0; f <= frames; f++)
+            start[(size_t)f] = (unsigned long)f + 1;
+        return true;
+    }
+    return *why = "fragments cannot be assigned to frames (no offset table)", false;
+}
+
+// Decodes every frame into the interleaved stored-value layout; sets img's pixel fields.
+int j2k_decode(const char *path, DcmPixelSequence *seq, const std::vector<unsigned long> &start, long rows,
+               long cols, long frames, long spp, long bs, long pr, int out_bytes, uint64_t decoded,
+               rf_dicom_image *img, rf_err *err)
+{
+    uint8_t *out = (uint8_t *)std::malloc(decoded ? decoded : 1);
+    if (!out)
+        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
+                          (unsigned long long)decoded);
+    uint32_t mask = bs >= 32 ? 0xffffffffu : ((1u << bs) - 1u);
+    uint32_t sign = 1u << (bs - 1);
+    uint64_t frame_px = (uint64_t)rows * (uint64_t)cols;
+    std::vector<uint8_t> buf;
+    int rc = RF_OK;
+    for (long f = 0; f < frames && rc == RF_OK; f++) {
+        // the frame's codestream: its fragments, concatenated
+        const uint8_t *data = NULL;
+        size_t size = 0;
+        unsigned long a = start[(size_t)f], b = start[(size_t)f + 1];
+        buf.clear();
+        for (unsigned long k = a; k < b; k++) {
+            DcmPixelItem *it = NULL;
+            Uint8 *p = NULL;
+            Uint32 len = 0;
+            if (seq->getItem(it, k).bad() || !it) {
+                rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: unreadable fragment", path, f);
+                break;
+            }
+            len = it->getLength();
+            if (len == 0)
+                continue;
+            if (it->getUint8Array(p).bad() || !p) {
+                rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: unreadable fragment", path, f);
+                break;
+            }
+            if (b - a == 1) {
+                data = p, size = len;
+            } else {
+                buf.insert(buf.end(), p, p + len);
+            }
+        }
+        if (rc)
+            break;
+        if (b - a > 1)
+            data = buf.data(), size = buf.size();
+        if (!data || size < 12) {
+            rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: empty or truncated codestream", path, f);
+            break;
+        }
+        static const uint8_t jp2_sig[12] = {0, 0, 0, 0x0c, 'j', 'P', ' ', ' ', 0x0d, 0x0a, 0x87, 0x0a};
+        bool jp2 = std::memcmp(data, jp2_sig, sizeof jp2_sig) == 0;
+        if (!jp2 && !(data[0] == 0xff && data[1] == 0x4f && data[2] == 0xff && data[3] == 0x51)) {
+            rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: neither a J2K codestream nor a JP2 file",
+                            path, f);
+            break;
+        }
+        mem_stream ms = {data, size, 0};
+        opj_msgs msgs;
+        msgs.first[0] = 0;
+        opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+        opj_stream_t *stream = opj_stream_create(64 * 1024, OPJ_TRUE);
+        opj_image_t *im = NULL;
+        const char *what = NULL;
+        if (!codec || !stream) {
+            what = "cannot create the decoder";
+        } else {
+            opj_set_error_handler(codec, opj_on_error, &msgs);
+            opj_set_warning_handler(codec, opj_quiet, NULL);
+            opj_set_info_handler(codec, opj_quiet, NULL);
+            opj_stream_set_user_data(stream, &ms, NULL);
+            opj_stream_set_user_data_length(stream, (OPJ_UINT64)size);
+            opj_stream_set_read_function(stream, mem_read);
+            opj_stream_set_skip_function(stream, mem_skip);
+            opj_stream_set_seek_function(stream, mem_seek);
+            opj_dparameters_t par;
+            opj_set_default_decoder_parameters(&par);
+            if (!opj_setup_decoder(codec, &par))
+                what = "decoder setup failed";
+            else if (!opj_read_header(stream, codec, &im) || !im)
+                what = "bad header";
+        }
+        // the header must agree with the attributes before anything is decoded
+        char shape[200] = "";
+        if (!what) {
+            bool match = (long)im->numcomps == spp && im->x1 > im->x0 && im->y1 > im->y0 &&
+                         (long)(im->x1 - im->x0) == cols && (long)(im->y1 - im->y0) == rows;
+            for (OPJ_UINT32 c = 0; match && c < im->numcomps; c++)
+                match = im->comps[c].dx == 1 && im->comps[c].dy == 1 && (long)im->comps[c].prec == bs;
+            if (!match) {
+                std::snprintf(shape, sizeof shape,
+                              "codestream is %lux%lu x %u components of %u bits, the attributes say %ldx%ld x %ld "
+                              "of %ld bits",
+                              (unsigned long)(im->y1 - im->y0), (unsigned long)(im->x1 - im->x0),
+                              (unsigned)im->numcomps, im->numcomps ? (unsigned)im->comps[0].prec : 0u, rows, cols,
+                              spp, bs);
+                what = shape;
+            }
+        }
+        if (!what && (!opj_decode(codec, stream, im) || !opj_end_decompress(codec, stream)))
+            what = "decoding failed";
+        if (!what) {
+            for (OPJ_UINT32 c = 0; c < im->numcomps; c++)
+                if (!im->comps[c].data || (long)im->comps[c].w != cols || (long)im->comps[c].h != rows)
+                    what = "decoded components do not cover the image";
+        }
+        if (!what) {
+            uint8_t *fo = out + (uint64_t)f * frame_px * (uint64_t)spp * (uint64_t)out_bytes;
+            for (uint64_t px = 0; px < frame_px; px++)
+                for (long c = 0; c < spp; c++) {
+                    uint32_t v = (uint32_t)im->comps[c].data[px] & mask;
+                    if (pr == 1 && (v & sign))
+                        v |= ~mask;
+                    uint64_t i = px * (uint64_t)spp + (uint64_t)c;
+                    switch (out_bytes) {
+                    case 1: fo[i] = (uint8_t)v; break;
+                    case 2: fo[2 * i] = (uint8_t)v; fo[2 * i + 1] = (uint8_t)(v >> 8); break;
+                    default:
+                        fo[4 * i] = (uint8_t)v; fo[4 * i + 1] = (uint8_t)(v >> 8);
+                        fo[4 * i + 2] = (uint8_t)(v >> 16); fo[4 * i + 3] = (uint8_t)(v >> 24);
+                    }
+                }
+        }
+        if (im)
+            opj_image_destroy(im);
+        if (stream)
+            opj_stream_destroy(stream);
+        if (codec)
+            opj_destroy_codec(codec);
+        if (what)
+            rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: %s%s%s", path, f, what,
+                            msgs.first[0] ? ": " : "", msgs.first);
+    }
+    if (rc) {
+        std::free(out);
+        return rc;
+    }
+    img->pixels = out;
+    img->pixels_size = decoded;
+    img->sample_bytes = out_bytes;
+    img->out_samples = (int)spp;
+    return RF_OK;
+}
+
 int fail(rf_err *err, int code, const char *path, const char *what)
 {
     return rf_err_set(err, code, "%s: %s", path, what);
@@ -330,7 +590,8 @@ int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
     if (xf.isEncapsulated()) {
         bool supported = xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4 || xfer == EXS_JPEGProcess14 ||
                          xfer == EXS_JPEGProcess14SV1 || xfer == EXS_JPEGLSLossless ||
-                         xfer == EXS_JPEGLSLossy || xfer == EXS_RLELossless;
+                         xfer == EXS_JPEGLSLossy || xfer == EXS_RLELossless ||
+                         xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000;
         if (!supported)
             return rf_err_set(err, RF_EUNSUP, "%s: transfer syntax %s (%s) not supported yet", path,
                               xf.getXferID(), xf.getXferName());
@@ -342,6 +603,18 @@ int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
             return rf_err_set(err, RF_ENOMEM,
                               "%s: %ldx%ld x %ld frames x %ld samples is more than a %lld-byte file can hold",
                               path, rows, cols, frames, spp, (long long)st.st_size);
+        if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000) {
+            DcmPixelSequence *seq = NULL;
+            if (OFstatic_cast(DcmPixelData *, pix)->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq)
+                return fail(err, RF_EFORMAT, path, "no encapsulated JPEG 2000 pixel data");
+            std::vector<unsigned long> start;
+            const char *why = NULL;
+            if (!j2k_frame_items(seq, frames, start, &why))
+                return rf_err_set(err, RF_EFORMAT, "%s: malformed JPEG 2000 pixel data: %s", path, why);
+            if (!(flags & RF_DICOM_PIXELS))
+                return RF_OK;
+            return j2k_decode(path, seq, start, rows, cols, frames, spp, bs, pr, out_bytes, decoded, img, err);
+        }
         bool jpeg = xfer != EXS_RLELossless;
         if (jpeg && !jpeg_frames_ok(OFstatic_cast(DcmPixelData *, pix), xfer, frames))
             return rf_err_set(err, RF_EFORMAT, "%s: malformed %s stream (marker structure or frame count)", path,

@@ -101,11 +101,12 @@ int main(void)
 
     /* real files: explicit LE, implicit LE, big endian (16- and 32-bit), RLE (16-bit; 32-bit RGB
      * multi-frame), JPEG-LS, JPEG lossless, JPEG baseline YBR_FULL_422, JPEG 12-bit extended,
-     * uncompressed YBR_FULL_422, deflate */
+     * uncompressed YBR_FULL_422, deflate, JPEG 2000 (J2K codestream; JP2 file, YBR_RCT) */
     const char *sources[] = {"CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtdose_expb.dcm",
                              "MR_small_RLE.dcm", "SC_rgb_rle_32bit_2frame.dcm", "MR_small_jpeg_ls_lossless.dcm",
                              "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm", "JPGExtended.dcm",
-                             "SC_ybr_full_422_uncompressed.dcm", "image_dfl.dcm"};
+                             "SC_ybr_full_422_uncompressed.dcm", "image_dfl.dcm", "MR_small_jp2klossless.dcm",
+                             "GDCMJ2K_TextGBR.dcm"};
     int nsrc = (int)(sizeof sources / sizeof *sources);
     for (int s = 0; s < nsrc; s++) {
         char src[768];

@@ -4,7 +4,8 @@
  * made independently of radfuse, with pydicom (tests/data/make_dicom_expected.py
  * says how), and holds for every file ok or error, and for the ok ones the
  * shape and (lossless syntaxes) the SHA-256 of the decoded stored values.
- * Lossy JPEG files may differ by +-1 per sample between decoders: their hash
+ * Lossy JPEG files (and JPEG 2000 with the irreversible wavelet, against GDCM)
+ * may differ by +-1 per sample between decoders: their hash
  * is informative, and a 16x16 thumbnail of block means must match pydicom's
  * within 1.0 (computed here from rf_dicom_read's values, in process).
  */

@@ -27,9 +27,27 @@ THUMB: frame 0 cut into min(16, rows) x min(16, cols) blocks (block i of n cover
 of those values in tenths, rounded: comma-separated, row-major, samples last.
 
 Status rules: a file is an error when pydicom cannot parse it as DICOM, when it
-has no Pixel Data, when its transfer syntax is JPEG 2000 (not supported by
-radfuse yet: a decision, not a pydicom finding), or when pydicom cannot decode
-its pixel data.
+has no Pixel Data, when its transfer syntax is JPEG 2000 Part 2 (.92/.93, not
+supported by radfuse: a decision, not a pydicom finding), when pydicom cannot
+decode its pixel data, or when DECISIONS says so.
+
+JPEG 2000 (.90, .91) is decoded by pydicom through GDCM here (check with
+`/usr/bin/python3 -c "import pydicom, gdcm"`). Codestreams with the reversible 5/3
+wavelet must match exactly; those with the irreversible 9/7 wavelet get the lossy
+line (OpenJPEG and GDCM may differ by small amounts). PixelRepresentation is read
+before decoding: pydicom's JPEG 2000 path rewrites it to the codestream's
+signedness (J2K_pixelrep_mismatch.dcm), and radfuse follows the attribute.
+
+When JPEG 2000 decoding was added, these files changed from error ("JPEG 2000
+not supported yet") to ok:
+    pydicom-test-files/GDCMJ2K_TextGBR.dcm       .90, YBR_RCT (decoded to RGB), exact
+    pydicom-test-files/J2K_pixelrep_mismatch.dcm .90, exact
+    pydicom-test-files/MR_small_jp2klossless.dcm .90, exact
+    pydicom-test-files/SC_rgb_gdcm_KY.dcm        .91 with the reversible wavelet, exact
+    pydicom-test-files/JPEG2000.dcm              .91 irreversible: lossy rule
+and these stay errors, for new reasons (DECISIONS):
+    pydicom-test-files/693_J2KI.dcm              precision 16 vs BitsStored 14
+    pydicom-test-files/JPEG2000-embedded-sequence-delimiter.dcm  corrupt SIZ
 """
 import hashlib
 import os
@@ -43,15 +61,33 @@ from pydicom.uid import UID
 
 warnings.filterwarnings("ignore")
 
-J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
-       "1.2.840.10008.1.2.4.93"}
+# JPEG 2000 (.90 lossless-only, .91) is decoded by pydicom through GDCM here; Part 2
+# multi-component (.92, .93) stays unsupported by radfuse (a decision).
+J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
+J2K_LATER = {"1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"}
 # Where radfuse deliberately differs from what pydicom tolerates (see docs/imaging.md).
 DECISIONS = {
     "pydicom-test-files/SC_rgb_jpeg.dcm":
         "meta header says explicit VR (JPEG baseline) but the dataset is implicit VR: "
         "pydicom falls back, radfuse rejects the contradiction",
+    "pydicom-test-files/693_J2KI.dcm":
+        "JPEG 2000 codestream precision 16 bits, BitsStored 14: pydicom decodes, "
+        "radfuse rejects the mismatch",
+    "pydicom-test-files/JPEG2000-embedded-sequence-delimiter.dcm":
+        "JPEG 2000 codestream with a corrupt SIZ (tile count 4292730882): GDCM reports the "
+        "error yet pydicom returns values, radfuse rejects it",
 }
 LOSSY = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}  # JPEG baseline, extended
+
+
+def j2k_irreversible(ds):
+    """JPEG 2000 with the 9/7 irreversible wavelet (COD's transformation byte is 0):
+    OpenJPEG (radfuse) and GDCM (pydicom) may differ by small amounts, so these
+    files are checked with the lossy rule. The reversible 5/3 wavelet must match exactly."""
+    from pydicom.encaps import generate_pixel_data_frame
+    frame = next(generate_pixel_data_frame(ds.PixelData, int(ds.get("NumberOfFrames", 1) or 1)))
+    at = frame.find(b"\xff\x52")
+    return at >= 0 and len(frame) > at + 13 and frame[at + 13] == 0
 
 
 def expected(path):
@@ -70,13 +106,19 @@ def expected(path):
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if "file_meta" in dir(ds) else ""
     if not ts and hasattr(ds, "file_meta"):
         ts = ""
-    if ts in J2K:
-        return "error", None, "JPEG 2000 not supported yet"
+    if ts in J2K_LATER:
+        return "error", None, "JPEG 2000 Part 2 (multi-component) not supported"
     nf = ds.get("NumberOfFrames", 1)
     try:
         int(str(nf).strip() or "1")
     except ValueError:
         return "error", None, "NumberOfFrames %r is not an integer" % str(nf)
+    # PixelRepresentation as the file has it: read before decoding, because pydicom's
+    # JPEG 2000 path rewrites it to the codestream's signedness
+    try:
+        pr = int(getattr(ds, "PixelRepresentation", 0))
+    except Exception:  # noqa: BLE001
+        pr = None
     try:
         arr = ds.pixel_array
     except Exception as e:  # noqa: BLE001
@@ -85,7 +127,6 @@ def expected(path):
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     spp = int(getattr(ds, "SamplesPerPixel", 1))
     ba, bs = int(ds.BitsAllocated), int(ds.BitsStored)
-    pr = int(getattr(ds, "PixelRepresentation", 0))
     pi = str(getattr(ds, "PhotometricInterpretation", ""))
     native = not pydicom.uid.UID(ts).is_compressed if ts else True
     expected_len = rows * cols * frames * spp * ba // 8 if ba != 1 else (rows * cols * frames + 7) // 8
@@ -106,7 +147,7 @@ def expected(path):
     dt = {1: "u1", 2: "<u2", 4: "<u4"}[width] if pr == 0 else {1: "i1", 2: "<i2", 4: "<i4"}[width]
     data = u.astype(dt).tobytes()
     digest = hashlib.sha256(data).hexdigest()
-    if ts in LOSSY:
+    if ts in LOSSY or (ts in J2K and j2k_irreversible(ds)):
         return "ok", (rows, cols, frames), "lossy\t%s\t%s" % (digest, thumb(u.reshape(frames, rows, cols, spp)[0]))
     return "ok", (rows, cols, frames), digest
 
