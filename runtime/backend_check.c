@@ -59,3 +59,14 @@ int rf_check_attention(const rf_tensor *out, const rf_tensor *q, const rf_tensor
         return rf_err_set(err, RF_EINVAL, "attention: key mask must be i32 [batch, tokens]");
     return RF_OK;
 }
+
+int rf_check_embedding(const rf_tensor *y, const rf_tensor *table, const rf_tensor *ids, rf_err *err)
+{
+    if (rf_check_2d(table, "embedding", "table", err) || rf_check_2d(y, "embedding", "output", err))
+        return RF_EINVAL;
+    if (!ids || !ids->data || ids->dtype != RF_I32 || !rf_tensor_is_contiguous(ids))
+        return rf_err_set(err, RF_EINVAL, "embedding: ids must be contiguous i32");
+    if (y->shape[0] != rf_tensor_numel(ids) || y->shape[1] != table->shape[1])
+        return rf_err_set(err, RF_EINVAL, "embedding: output shape does not match");
+    return RF_OK;
+}

@@ -20,4 +20,8 @@ int rf_check_softmax(const rf_tensor *y, const rf_tensor *x, const rf_tensor *ma
 int rf_check_attention(const rf_tensor *out, const rf_tensor *q, const rf_tensor *k, const rf_tensor *v,
                        const rf_tensor *key_mask, int heads, rf_err *err);
 
+/* embedding: table and y 2-D f32, ids contiguous i32 with one output row
+ * each, y as wide as the table. */
+int rf_check_embedding(const rf_tensor *y, const rf_tensor *table, const rf_tensor *ids, rf_err *err);
+
 #endif

@@ -407,13 +407,9 @@ static int cpu_patch_embed(rf_backend *be, rf_tensor *y, const rf_tensor *img, c
 static int cpu_embedding(rf_backend *be, rf_tensor *y, const rf_tensor *table, const rf_tensor *ids,
                          rf_err *err)
 {
-    if (check_2d(table, "embedding", "table", err) || check_2d(y, "embedding", "output", err))
+    if (rf_check_embedding(y, table, ids, err))
         return RF_EINVAL;
-    if (!ids || !ids->data || ids->dtype != RF_I32 || !rf_tensor_is_contiguous(ids))
-        return rf_err_set(err, RF_EINVAL, "embedding: ids must be contiguous i32");
     int64_t n = rf_tensor_numel(ids);
-    if (y->shape[0] != n || y->shape[1] != table->shape[1])
-        return rf_err_set(err, RF_EINVAL, "embedding: output shape does not match");
     const int32_t *id = ids->data;
     for (int64_t i = 0; i < n; i++)
         if (id[i] < 0 || id[i] >= table->shape[0])

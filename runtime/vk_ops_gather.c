@@ -7,6 +7,7 @@
  * zeros for such an id and never reads outside the table. Callers check ids
  * on the host before upload (the encoder does).
  */
+#include "runtime/backend_check.h"
 #include "runtime/vk_ops.h"
 
 typedef struct embedding_params {
@@ -27,13 +28,11 @@ _Static_assert(sizeof(interp_params) <= RF_VK_MAX_PUSH, "push constants");
 
 int rf_vk_embedding(rf_backend *be, rf_tensor *y, const rf_tensor *table, const rf_tensor *ids, rf_err *err)
 {
-    if (rf_vk_check_2d(table, "embedding", "table", err) || rf_vk_check_2d(y, "embedding", "output", err))
+    /* the contract's checks, then this backend's 32-bit indexing */
+    if (rf_check_embedding(y, table, ids, err) || rf_vk_check_2d(table, "embedding", "table", err) ||
+        rf_vk_check_2d(y, "embedding", "output", err))
         return RF_EINVAL;
-    if (!ids || !ids->data || ids->dtype != RF_I32 || !rf_tensor_is_contiguous(ids))
-        return rf_err_set(err, RF_EINVAL, "embedding: ids must be contiguous i32");
     int64_t n = rf_tensor_numel(ids);
-    if (y->shape[0] != n || y->shape[1] != table->shape[1])
-        return rf_err_set(err, RF_EINVAL, "embedding: output shape does not match");
     if (n == 0 || table->shape[1] == 0)
         return RF_OK;
     if (table->shape[0] == 0) /* every id would be out of range */
