@@ -19,6 +19,8 @@ extern "C" {
 
 /* rf_dicom_read's work: open, parse, decode (flags: RF_DICOM_*). */
 int dicom_read(const char *path, int flags, rf_dicom_image *img, rf_err *err);
+int dicom_read_memory(const void *data, size_t size, const char *name, int flags, rf_dicom_image *img,
+                      rf_err *err);
 
 #ifdef __cplusplus
 }

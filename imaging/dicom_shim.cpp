@@ -20,6 +20,7 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
@@ -29,6 +30,8 @@
 #include <openjpeg.h>
 
 #include <sys/stat.h>
+
+#include <iconv.h>
 
 #include <cerrno>
 #include <climits>
@@ -40,6 +43,7 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <string>
 #include <vector>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -75,6 +79,151 @@ void get_str(DcmItem *ds, const DcmTagKey &tag, char *dst)
         copy_str(dst, s);
 }
 
+// ISO 2022 Japanese (ISO 2022 IR 13, 87, 159) to UTF-8: DCMTK hands these
+// to iconv under names glibc does not know, so radfuse decodes the escape
+// sequences itself into EUC-JP (which carries the same three character sets)
+// and lets glibc's EUC-JP converter finish. Returns false on anything else.
+bool iso2022jp_to_utf8(const std::string &in, std::string &out)
+{
+    std::string euc;
+    enum { ROMAN, KATAKANA, X0208, X0212 } g0 = ROMAN;
+    for (size_t i = 0; i < in.size();) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == 0x1b) {
+            std::string esc = in.substr(i + 1, 3);
+            if (esc.compare(0, 2, "(B") == 0 || esc.compare(0, 2, "(J") == 0)
+                g0 = ROMAN, i += 3;
+            else if (esc.compare(0, 2, "(I") == 0)
+                g0 = KATAKANA, i += 3;
+            else if (esc.compare(0, 2, "$B") == 0 || esc.compare(0, 2, "$@") == 0)
+                g0 = X0208, i += 3;
+            else if (esc.compare(0, 3, "$(D") == 0)
+                g0 = X0212, i += 4;
+            else if (esc.compare(0, 2, ")I") == 0) // IR 13 in G1: the 8-bit bytes below
+                i += 3;
+            else
+                return false;
+            continue;
+        }
+        if (c >= 0xa1 && c <= 0xdf) { // JIS X 0201 katakana in G1 (ISO 2022 IR 13)
+            euc += '\x8e';
+            euc += (char)c;
+            i++;
+        } else if (c >= 0x80) {
+            return false;
+        } else if (g0 == ROMAN || c < 0x21 || c == 0x7f) {
+            euc += (char)c;
+            i++;
+        } else if (g0 == KATAKANA) {
+            if (c > 0x5f)
+                return false;
+            euc += '\x8e';
+            euc += (char)(c + 0x80);
+            i++;
+        } else {
+            if (i + 1 >= in.size() || (unsigned char)in[i + 1] < 0x21 || (unsigned char)in[i + 1] > 0x7e)
+                return false;
+            if (g0 == X0212)
+                euc += '\x8f';
+            euc += (char)(c | 0x80);
+            euc += (char)((unsigned char)in[i + 1] | 0x80);
+            i += 2;
+        }
+    }
+    iconv_t cd = iconv_open("UTF-8", "EUC-JP");
+    if (cd == (iconv_t)-1)
+        return false;
+    std::vector<char> buf(euc.size() * 3 + 4);
+    char *src = &euc[0], *dst = buf.data();
+    size_t left = euc.size(), room = buf.size();
+    size_t r = euc.empty() ? 0 : iconv(cd, &src, &left, &dst, &room);
+    iconv_close(cd);
+    if (r == (size_t)-1 || left)
+        return false;
+    out.assign(buf.data(), (size_t)(dst - buf.data()));
+    return true;
+}
+
+// How text attributes are decoded, decided once per dataset.
+enum text_mode { TEXT_UTF8, TEXT_JAPANESE, TEXT_ASCII };
+
+// Free text into a RF_DICOM_TEXT buffer: cut on a UTF-8 character boundary,
+// control characters (and, unless the text is known to be UTF-8, every
+// non-ASCII byte) shown as '?', trailing spaces dropped, so that values print
+// on one line. Person names also lose trailing empty components ('^', '=').
+void get_text(DcmItem *ds, const DcmTagKey &tag, char *dst, text_mode mode)
+{
+    OFString raw;
+    dst[0] = 0;
+    if (ds->findAndGetOFStringArray(tag, raw).bad())
+        return;
+    std::string s(raw.c_str(), raw.length());
+    bool utf8 = mode == TEXT_UTF8;
+    if (mode == TEXT_JAPANESE)
+        utf8 = iso2022jp_to_utf8(std::string(s), s);
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)s.c_str();
+    size_t len = s.length();
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        size_t k = 1; // length of this character
+        bool ok = true;
+        if (c >= 0x80) {
+            if (!utf8)
+                ok = false;
+            else if (c >= 0xc2 && c <= 0xdf)
+                k = 2;
+            else if (c >= 0xe0 && c <= 0xef)
+                k = 3;
+            else if (c >= 0xf0 && c <= 0xf4)
+                k = 4;
+            else
+                ok = false;
+            for (size_t j = 1; ok && j < k; j++)
+                if (i + j >= len || (p[i + j] & 0xc0) != 0x80)
+                    ok = false;
+            if (!ok)
+                k = 1;
+        } else if (c < 0x20 || c == 0x7f) {
+            ok = false;
+        }
+        if (n + k >= RF_DICOM_TEXT)
+            break;
+        if (ok)
+            std::memcpy(dst + n, p + i, k);
+        else
+            dst[n] = '?';
+        n += ok ? k : 1;
+        i += k;
+    }
+    dst[n] = 0;
+    bool pn = tag == DCM_PatientName;
+    while (n > 0 && (dst[n - 1] == ' ' || (pn && (dst[n - 1] == '^' || dst[n - 1] == '='))))
+        dst[--n] = 0;
+}
+
+// A multi-valued attribute joined by backslashes (as stored)
+void get_str_array(DcmItem *ds, const DcmTagKey &tag, char *dst)
+{
+    OFString s;
+    dst[0] = 0;
+    if (ds->findAndGetOFStringArray(tag, s).good())
+        copy_str(dst, s);
+}
+
+// Up to n finite decimal values of a DS/FD/FL attribute; returns how many were read
+int get_doubles(DcmItem *ds, const DcmTagKey &tag, double *v, int n)
+{
+    int k = 0;
+    for (; k < n; k++) {
+        Float64 x;
+        if (ds->findAndGetFloat64(tag, x, (unsigned long)k).bad() || !std::isfinite(x))
+            break;
+        v[k] = x;
+    }
+    return k;
+}
+
 // An integer attribute: US read as such; IS parsed strictly (an optional sign,
 // digits, surrounding spaces). *found: 0 absent or empty, 1 valid, -1 present but invalid.
 long get_int(DcmItem *ds, const DcmTagKey &tag, int *found)
@@ -108,9 +257,27 @@ long get_int(DcmItem *ds, const DcmTagKey &tag, int *found)
     return v;
 }
 
-// A cheap first look: a DICOM file has "DICM" at byte 128, or (without the
-// preamble) starts with a tag of group 0002..0008 in either byte order.
-bool looks_like_dicom(const char *path)
+// Where the bytes come from: a file (data == NULL; name is its path) or memory.
+struct source {
+    const char *name;
+    const void *data;
+    size_t size;
+};
+
+// A cheap first look at the first n bytes: a DICOM file has "DICM" at byte
+// 128, or (without the preamble) starts with a tag of group 0002..0008 in
+// either byte order.
+bool looks_like_dicom(const unsigned char *b, size_t n)
+{
+    if (n >= 132 && std::memcmp(b + 128, "DICM", 4) == 0)
+        return true;
+    if (n < 8)
+        return false;
+    unsigned le = b[0] | (unsigned)b[1] << 8, be = (unsigned)b[0] << 8 | b[1];
+    return (le >= 0x0002 && le <= 0x0008) || (be >= 0x0002 && be <= 0x0008);
+}
+
+bool file_looks_like_dicom(const char *path)
 {
     FILE *f = std::fopen(path, "rb");
     if (!f)
@@ -118,12 +285,7 @@ bool looks_like_dicom(const char *path)
     unsigned char b[132];
     size_t n = std::fread(b, 1, sizeof b, f);
     std::fclose(f);
-    if (n == sizeof b && std::memcmp(b + 128, "DICM", 4) == 0)
-        return true;
-    if (n < 8)
-        return false;
-    unsigned le = b[0] | (unsigned)b[1] << 8, be = (unsigned)b[0] << 8 | b[1];
-    return (le >= 0x0002 && le <= 0x0008) || (be >= 0x0002 && be <= 0x0008);
+    return looks_like_dicom(b, n);
 }
 
 struct sample_reader {
@@ -481,30 +643,206 @@ int j2k_decode(const char *path, DcmPixelSequence *seq, const std::vector<unsign
     return RF_OK;
 }
 
+// One LUT (descriptor + data) from item into *lut. Returns NULL when it is
+// absent or read, else why it cannot be used. The 16-bit words come from
+// DCMTK in host order whatever the transfer syntax; 8-bit entries may come
+// packed two per word (low byte first, as the little-endian stream has them).
+const char *read_lut(DcmItem *item, const DcmTagKey &desc_tag, const DcmTagKey &data_tag, bool segmented,
+                     bool signed_first, rf_dicom_lut *lut)
+{
+    DcmElement *d = NULL, *e = NULL;
+    if (item->findAndGetElement(desc_tag, d).bad() || !d)
+        return NULL;
+    if (item->findAndGetElement(data_tag, e).bad() || !e)
+        return "LUT Descriptor without LUT Data";
+    if (d->getVM() != 3)
+        return "LUT Descriptor does not have 3 values";
+    long v[3];
+    bool ss = d->getVR() == EVR_SS;
+    for (unsigned long i = 0; i < 3; i++) {
+        Uint16 u = 0;
+        Sint16 si = 0;
+        if (ss ? d->getSint16(si, i).bad() : d->getUint16(u, i).bad())
+            return "unreadable LUT Descriptor";
+        v[i] = ss ? (long)(Uint16)si : (long)u;
+    }
+    long entries = v[0] ? v[0] : 65536;
+    long bits = v[2];
+    if (bits < 8 || bits > 16)
+        return "LUT Descriptor's bits per entry is not 8..16";
+    lut->entries = (int)entries;
+    lut->first = (ss || signed_first) ? (int32_t)(int16_t)(uint16_t)v[1] : (int32_t)v[1];
+    lut->bits = (int)bits;
+    lut->segmented = segmented;
+    Uint16 *w = NULL;
+    Uint8 *b = NULL;
+    unsigned long nbytes = e->getLength();
+    if (e->getVR() == EVR_OB) {
+        if (e->getUint8Array(b).bad() || !b)
+            return "unreadable LUT Data";
+    } else if (e->getUint16Array(w).bad() || !w) {
+        return "unreadable LUT Data";
+    }
+    unsigned long words = nbytes / 2;
+    enum { WORDS, BYTES, PACKED } mode = b ? BYTES : WORDS;
+    if (segmented) {
+        if (!w || words == 0 || words > (1ul << 20))
+            return "bad segmented LUT Data";
+        lut->data_count = (int)words;
+    } else {
+        // 8-bit entries packed two per word: half as many words as entries
+        if (w && bits == 8 && words != (unsigned long)entries &&
+            (words * 2 == (unsigned long)entries || words * 2 == (unsigned long)entries + 1))
+            mode = PACKED;
+        unsigned long have = mode == WORDS ? words : nbytes;
+        if (have < (unsigned long)entries)
+            return "LUT Data shorter than its descriptor";
+        lut->data_count = (int)entries;
+    }
+    lut->data = (uint16_t *)std::malloc((size_t)lut->data_count * sizeof(uint16_t));
+    if (!lut->data)
+        throw std::bad_alloc();
+    for (int i = 0; i < lut->data_count; i++)
+        lut->data[i] = mode == WORDS ? w[i] : mode == BYTES ? b[i] : (uint16_t)(w[i / 2] >> (8 * (i % 2)) & 0xff);
+    return NULL;
+}
+
+// Everything rendering needs (imaging/render): Modality LUT, VOI, padding, palette.
+int read_display(DcmDataset *ds, const char *path, long pr, rf_dicom_display *dp, rf_err *err)
+{
+    double v[RF_DICOM_MAX_WINDOWS];
+    dp->rescale_slope = 1;
+    dp->rescale_intercept = 0;
+    int ns = get_doubles(ds, DCM_RescaleSlope, v, 1);
+    if (ns)
+        dp->rescale_slope = v[0];
+    int ni = get_doubles(ds, DCM_RescaleIntercept, v, 1);
+    if (ni)
+        dp->rescale_intercept = v[0];
+    dp->has_rescale = ns || ni;
+    get_str(ds, DCM_RescaleType, dp->rescale_type);
+    double c[RF_DICOM_MAX_WINDOWS], w[RF_DICOM_MAX_WINDOWS];
+    int nc = get_doubles(ds, DCM_WindowCenter, c, RF_DICOM_MAX_WINDOWS);
+    int nw = get_doubles(ds, DCM_WindowWidth, w, RF_DICOM_MAX_WINDOWS);
+    dp->nwindows = nc < nw ? nc : nw;
+    for (int i = 0; i < dp->nwindows; i++)
+        dp->window_center[i] = c[i], dp->window_width[i] = w[i];
+    get_str(ds, DCM_VOILUTFunction, dp->voi_lut_function);
+    int found;
+    long pad = get_int(ds, DCM_PixelPaddingValue, &found);
+    if (found == 1) {
+        dp->has_padding = 1;
+        dp->padding_value = pr == 1 ? (int32_t)(int16_t)(uint16_t)pad : (int32_t)pad;
+    }
+    pad = get_int(ds, DCM_PixelPaddingRangeLimit, &found);
+    if (found == 1) {
+        dp->has_padding_limit = 1;
+        dp->padding_limit = pr == 1 ? (int32_t)(int16_t)(uint16_t)pad : (int32_t)pad;
+    }
+    const char *why;
+    DcmItem *item = NULL;
+    if (ds->findAndGetSequenceItem(DCM_ModalityLUTSequence, item, 0).good() && item &&
+        (why = read_lut(item, DCM_LUTDescriptor, DCM_LUTData, false, pr == 1, &dp->modality_lut)))
+        return rf_err_set(err, RF_EFORMAT, "%s: ModalityLUTSequence: %s", path, why);
+    item = NULL;
+    if (ds->findAndGetSequenceItem(DCM_VOILUTSequence, item, 0).good() && item &&
+        (why = read_lut(item, DCM_LUTDescriptor, DCM_LUTData, false, pr == 1, &dp->voi_lut)))
+        return rf_err_set(err, RF_EFORMAT, "%s: VOILUTSequence: %s", path, why);
+    static const DcmTagKey desc[3] = {DCM_RedPaletteColorLookupTableDescriptor,
+                                      DCM_GreenPaletteColorLookupTableDescriptor,
+                                      DCM_BluePaletteColorLookupTableDescriptor};
+    static const DcmTagKey data[3] = {DCM_RedPaletteColorLookupTableData, DCM_GreenPaletteColorLookupTableData,
+                                      DCM_BluePaletteColorLookupTableData};
+    static const DcmTagKey seg[3] = {DCM_SegmentedRedPaletteColorLookupTableData,
+                                     DCM_SegmentedGreenPaletteColorLookupTableData,
+                                     DCM_SegmentedBluePaletteColorLookupTableData};
+    static const char *const color[3] = {"red", "green", "blue"};
+    for (int k = 0; k < 3; k++) {
+        DcmElement *e = NULL;
+        bool segmented = ds->findAndGetElement(data[k], e).bad() &&
+                         ds->findAndGetElement(seg[k], e).good();
+        if ((why = read_lut(ds, desc[k], segmented ? seg[k] : data[k], segmented, pr == 1, &dp->palette[k])))
+            return rf_err_set(err, RF_EFORMAT, "%s: %s palette: %s", path, color[k], why);
+    }
+    return RF_OK;
+}
+
 int fail(rf_err *err, int code, const char *path, const char *what)
 {
     return rf_err_set(err, code, "%s: %s", path, what);
 }
 
-int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
+int read_impl(const source &src, int flags, rf_dicom_image *img, rf_err *err)
 {
     std::call_once(codecs_once, register_codecs);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return rf_err_set(err, RF_EIO, "%s: cannot stat: %s", path, std::strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return fail(err, RF_EINVAL, path, "not a regular file");
-    if (!looks_like_dicom(path))
-        return fail(err, RF_EFORMAT, path, "not a DICOM file (no DICM prefix and no DICOM tag at the start)");
-
+    const char *path = src.name;
+    uint64_t file_size;
     DcmFileFormat ff;
-    OFCondition c = ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    OFCondition c;
+    if (!src.data) {
+        struct stat st;
+        if (stat(path, &st) != 0)
+            return rf_err_set(err, RF_EIO, "%s: cannot stat: %s", path, std::strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return fail(err, RF_EINVAL, path, "not a regular file");
+        if (!file_looks_like_dicom(path))
+            return fail(err, RF_EFORMAT, path, "not a DICOM file (no DICM prefix and no DICOM tag at the start)");
+        file_size = (uint64_t)st.st_size;
+        c = ff.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    } else {
+        if (!looks_like_dicom((const unsigned char *)src.data, src.size))
+            return fail(err, RF_EFORMAT, path, "not DICOM data (no DICM prefix and no DICOM tag at the start)");
+        file_size = src.size;
+        DcmInputBufferStream in;
+        in.setBuffer(src.data, (offile_off_t)src.size);
+        in.setEos();
+        ff.setReadMode(ERM_autoDetect);
+        ff.transferInit();
+        // a buffer stream cannot load values later, so DCMTK reads them all now
+        c = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+        ff.transferEnd();
+    }
     if (c.bad())
         return rf_err_set(err, RF_EFORMAT, "%s: not a readable DICOM file: %s", path, c.text());
     DcmDataset *ds = ff.getDataset();
     if (!ds)
         return fail(err, RF_EFORMAT, path, "no dataset");
 
+    get_str_array(ds, DCM_SpecificCharacterSet, img->charset);
+    // text to UTF-8 before anything is read (DCMTK through iconv); on failure
+    // the text fields keep only their ASCII characters
+    text_mode tm = TEXT_UTF8;
+    if (ff.convertToUTF8().bad())
+        tm = std::strstr(img->charset, "ISO 2022 IR 87") || std::strstr(img->charset, "ISO 2022 IR 159") ||
+                     std::strstr(img->charset, "ISO 2022 IR 13")
+                 ? TEXT_JAPANESE
+                 : TEXT_ASCII;
+    img->charset_ok = tm != TEXT_ASCII;
+    get_text(ds, DCM_StudyDescription, img->study_description, tm);
+    get_text(ds, DCM_SeriesDescription, img->series_description, tm);
+    get_text(ds, DCM_PatientName, img->patient_name, tm);
+    get_text(ds, DCM_PatientID, img->patient_id, tm);
+    get_text(ds, DCM_AccessionNumber, img->accession_number, tm);
+    get_str_array(ds, DCM_ImageType, img->image_type);
+    get_str(ds, DCM_ConversionType, img->conversion_type);
+    get_str(ds, DCM_ImageLaterality, img->laterality);
+    if (!img->laterality[0])
+        get_str(ds, DCM_Laterality, img->laterality);
+    get_str(ds, DCM_BodyPartExamined, img->body_part);
+    get_str_array(ds, DCM_PatientOrientation, img->patient_orientation);
+    get_str(ds, DCM_PresentationIntentType, img->presentation_intent);
+    get_str(ds, DCM_StudyDate, img->study_date);
+    get_str(ds, DCM_StudyTime, img->study_time);
+    img->has_position = get_doubles(ds, DCM_ImagePositionPatient, img->position, 3) == 3;
+    img->has_orientation = get_doubles(ds, DCM_ImageOrientationPatient, img->orientation, 6) == 6;
+    img->has_spacing = get_doubles(ds, DCM_PixelSpacing, img->spacing, 2) == 2 ||
+                       get_doubles(ds, DCM_ImagerPixelSpacing, img->spacing, 2) == 2;
+    {
+        int f;
+        long sn = get_int(ds, DCM_SeriesNumber, &f);
+        img->has_series_number = f == 1 && sn >= INT32_MIN && sn <= INT32_MAX;
+        img->series_number = img->has_series_number ? (int)sn : 0;
+    }
     get_str(ds, DCM_StudyInstanceUID, img->study_uid);
     get_str(ds, DCM_SeriesInstanceUID, img->series_uid);
     get_str(ds, DCM_SOPInstanceUID, img->sop_uid);
@@ -552,10 +890,16 @@ int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
     img->pixel_representation = (int)pr;
     img->samples_per_pixel = (int)spp;
     img->planar_configuration = (int)pc;
+    if (int rc = read_display(ds, path, pr, &img->display, err))
+        return rc;
 
     DcmElement *pix = NULL;
-    if (ds->findAndGetElement(DCM_PixelData, pix).bad() || !pix)
+    if (ds->findAndGetElement(DCM_PixelData, pix).bad() || !pix) {
+        if (flags & RF_DICOM_NO_PIXELS_OK)
+            return RF_OK; // a report, presentation state, ...: listed, not decoded
         return fail(err, RF_EFORMAT, path, "no pixel data (7FE0,0010)");
+    }
+    img->has_pixel_data = 1;
     if (rows < 1 || rows > 65535 || cols < 1 || cols > 65535)
         return rf_err_set(err, RF_EFORMAT, "%s: bad image size %ldx%ld (Rows x Columns)", path, rows, cols);
     if (frames < 1 || frames > 1000000)
@@ -596,13 +940,13 @@ int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
             return rf_err_set(err, RF_EUNSUP, "%s: transfer syntax %s (%s) not supported yet", path,
                               xf.getXferID(), xf.getXferName());
         // what DCMTK will allocate for the decoded frames, against what the file can justify
-        uint64_t budget = (uint64_t)st.st_size * DICOM_MAX_RATIO;
+        uint64_t budget = file_size * DICOM_MAX_RATIO;
         if (budget < DICOM_MIN_BUDGET)
             budget = DICOM_MIN_BUDGET;
         if (samples * (uint64_t)(ba <= 8 ? 1 : ba / 8) > budget)
             return rf_err_set(err, RF_ENOMEM,
                               "%s: %ldx%ld x %ld frames x %ld samples is more than a %lld-byte file can hold",
-                              path, rows, cols, frames, spp, (long long)st.st_size);
+                              path, rows, cols, frames, spp, (long long)file_size);
         if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000) {
             DcmPixelSequence *seq = NULL;
             if (OFstatic_cast(DcmPixelData *, pix)->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq)
@@ -684,15 +1028,15 @@ int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
     uint64_t frame_px = (uint64_t)rows * (uint64_t)cols;
     for (uint64_t i = 0; i < samples; i++) {
         // index of output sample i (interleaved) in the stored order
-        uint64_t src = i;
+        uint64_t at = i;
         if (ybr_422) {
             uint64_t px = i / 3, ch = i % 3, pair = px / 2;
-            src = ch == 0 ? pair * 4 + (px % 2) : pair * 4 + 1 + ch;
+            at = ch == 0 ? pair * 4 + (px % 2) : pair * 4 + 1 + ch;
         } else if (spp == 3 && pc == 1) {
             uint64_t px = i / 3, ch = i % 3, f = px / frame_px, p = px % frame_px;
-            src = f * frame_px * 3 + ch * frame_px + p;
+            at = f * frame_px * 3 + ch * frame_px + p;
         }
-        uint32_t v = rd.get(src);
+        uint32_t v = rd.get(at);
         if (swap_halves)
             v = v >> 16 | v << 16;
         v &= mask;
@@ -715,25 +1059,36 @@ int read_impl(const char *path, int flags, rf_dicom_image *img, rf_err *err)
     return RF_OK;
 }
 
-} // namespace
 
-extern "C" int dicom_read(const char *path, int flags, rf_dicom_image *img, rf_err *err)
+int read_guarded(const source &src, int flags, rf_dicom_image *img, rf_err *err)
 {
     std::memset(img, 0, sizeof *img);
     int rc;
     try {
-        rc = read_impl(path, flags, img, err);
+        rc = read_impl(src, flags, img, err);
     } catch (const std::bad_alloc &) {
-        rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory while reading", path);
+        rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory while reading", src.name);
     } catch (const std::exception &e) {
-        rc = rf_err_set(err, RF_EFORMAT, "%s: %s", path, e.what());
+        rc = rf_err_set(err, RF_EFORMAT, "%s: %s", src.name, e.what());
     } catch (...) {
-        rc = rf_err_set(err, RF_EFORMAT, "%s: unexpected error while reading", path);
+        rc = rf_err_set(err, RF_EFORMAT, "%s: unexpected error while reading", src.name);
     }
-    if (rc) {
-        std::free(img->pixels);
-        img->pixels = NULL;
-        img->pixels_size = 0;
-    }
+    if (rc)
+        rf_dicom_image_free(img);
     return rc;
+}
+
+} // namespace
+
+extern "C" int dicom_read(const char *path, int flags, rf_dicom_image *img, rf_err *err)
+{
+    source src = {path, NULL, 0};
+    return read_guarded(src, flags, img, err);
+}
+
+extern "C" int dicom_read_memory(const void *data, size_t size, const char *name, int flags, rf_dicom_image *img,
+                                 rf_err *err)
+{
+    source src = {name ? name : "(memory)", data ? data : "", data ? size : 0};
+    return read_guarded(src, flags, img, err);
 }

@@ -15,6 +15,18 @@ int rf_dicom_read(const char *path, int flags, rf_dicom_image *img, rf_err *err)
     return dicom_read(path, flags, img, err);
 }
 
+int rf_dicom_read_memory(const void *data, size_t size, const char *name, int flags, rf_dicom_image *img,
+                         rf_err *err)
+{
+    return dicom_read_memory(data, size, name, flags, img, err);
+}
+
+static void lut_free(rf_dicom_lut *lut)
+{
+    free(lut->data);
+    memset(lut, 0, sizeof *lut);
+}
+
 void rf_dicom_image_free(rf_dicom_image *img)
 {
     if (!img)
@@ -22,6 +34,10 @@ void rf_dicom_image_free(rf_dicom_image *img)
     free(img->pixels);
     img->pixels = NULL;
     img->pixels_size = 0;
+    lut_free(&img->display.modality_lut);
+    lut_free(&img->display.voi_lut);
+    for (int k = 0; k < 3; k++)
+        lut_free(&img->display.palette[k]);
 }
 
 void rf_dicom_pixel_sha256(const rf_dicom_image *img, char out[65])
