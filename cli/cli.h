@@ -14,6 +14,7 @@
 int cli_model(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_dicom(int argc, char **argv);
+int cli_text(int argc, char **argv);
 
 /* Prints "radfuse: <message>" to stderr and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -36,6 +36,11 @@ static const char usage[] =
     "      photometric, bits, pixel_sha256 of the decoded stored values). No\n"
     "      patient names or IDs are printed. Exit status 2 when any file fails;\n"
     "      every file is still listed.\n"
+    "  text tokenize --vocab FILE [--max-length N] [--json]\n"
+    "      Tokenizes all of standard input (UTF-8) with BERT's WordPiece, as\n"
+    "      transformers' BertTokenizer (uncased) does, [CLS] ... [SEP], at most N\n"
+    "      tokens (default 512). Prints id, token and the span of the input\n"
+    "      (code points) per line; --json prints {input_ids, tokens, offsets}.\n"
     "  demo [--dir DIR] [--batch N] [--threads N]\n"
     "      Builds a ViT-B/16 with random weights, runs it on a synthetic\n"
     "      224x224 image and prints the output summary and the time taken.\n"
@@ -107,6 +112,8 @@ int main(int argc, char **argv)
         return cli_model(argc - 2, argv + 2);
     if (strcmp(cmd, "dicom") == 0)
         return cli_dicom(argc - 2, argv + 2);
+    if (strcmp(cmd, "text") == 0)
+        return cli_text(argc - 2, argv + 2);
     if (strcmp(cmd, "demo") == 0)
         return cli_demo(argc - 2, argv + 2);
     return cli_fail("unknown command '%s' (see radfuse --help)", cmd);
