@@ -69,6 +69,48 @@ int rf_wordpiece_encode(const rf_vocab *vocab, const char *text, size_t len, int
                         rf_err *err);
 void rf_tokens_free(rf_tokens *tokens);
 
+/* ---- the text encoder: a BERT over a whole note ---- */
+
+/*
+ * How a note longer than the model's window is encoded: windows of
+ * window_tokens content tokens (plus [CLS] and [SEP]), each starting stride
+ * tokens after the previous one, until the last token is covered. 0 means
+ * the default: the model's max_positions - 2 content tokens, stride half of it.
+ * batch: windows run per forward pass (0: 8).
+ */
+typedef struct rf_text_window {
+    int32_t window_tokens, stride, batch;
+} rf_text_window;
+
+/*
+ * A note through the encoder. tokens[i * hidden ...] is the final hidden
+ * state of content token i (no [CLS]/[SEP]), taken from the window in which
+ * that token has the most context on both sides (the window where
+ * min(tokens before it, tokens after it) is largest; the earlier window on
+ * ties). document is the mean of the windows' [CLS] states, each weighted by
+ * the number of tokens it was chosen for (one window: its [CLS] state).
+ * ids, byte_start/byte_end and start/end are the content tokens' ids and
+ * spans in the note, as rf_wordpiece_encode gives them.
+ */
+typedef struct rf_text_encoding {
+    int32_t n, hidden, windows;
+    float *tokens;   /* [n, hidden] */
+    float *document; /* [hidden] */
+    int32_t *ids, *byte_start, *byte_end, *start, *end;
+} rf_text_encoding;
+
+/*
+ * Tokenizes len bytes of UTF-8 text with vocab (no truncation: every token is
+ * encoded) and runs model (a BertModel: RF_ARCH_BERT) over the windows
+ * described by win (NULL: defaults), token_type 0 everywhere. Fails on
+ * invalid UTF-8, a model that is not BERT, token ids past the model's
+ * vocabulary (vocab and model do not match), or windows larger than the
+ * model's positions. On failure *out holds no allocation.
+ */
+int rf_text_encode(rf_model *model, const rf_vocab *vocab, const char *text, size_t len, const rf_text_window *win,
+                   rf_text_encoding *out, rf_err *err);
+void rf_text_encoding_free(rf_text_encoding *enc);
+
 #ifdef __cplusplus
 }
 #endif
