@@ -5,7 +5,7 @@
 #               the Khronos validation layer on every Vulkan test (any message fails)
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test test-release test-sanitize bench clean
+.PHONY: all deps build demo test test-release test-sanitize bench bench-decode clean
 
 all: build
 
@@ -35,6 +35,11 @@ test-sanitize: deps
 bench: build
 	@scripts/install-deps.sh --bench
 	bench/run.sh
+
+# DICOM decode throughput against DCMTK's and GDCM's tools (bench/README.md)
+bench-decode: build
+	@scripts/install-deps.sh --bench
+	bench/decode.sh
 
 clean:
 	rm -rf build build-test build-asan

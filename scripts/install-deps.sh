@@ -3,7 +3,7 @@
 # Idempotent: prints the packages it installs; prints nothing when none is missing.
 # Run as root (or with sudo available).
 #   scripts/install-deps.sh          build and test dependencies
-#   scripts/install-deps.sh --bench  also the benchmark's peer (PyTorch with OpenBLAS)
+#   scripts/install-deps.sh --bench  also the benchmarks' peers (PyTorch with OpenBLAS, DCMTK and GDCM tools)
 set -euo pipefail
 
 packages=(
@@ -17,6 +17,8 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)
+  # bench/decode.sh: DCMTK's and GDCM's command-line tools as peers, opj_compress for its corpus
+  packages+=(dcmtk libgdcm-tools libopenjp2-tools time)
 fi
 
 missing=()
