@@ -195,6 +195,16 @@ int preprocess_axis_build(preprocess_axis *a, int in_size, int out_size, int fir
  * row is streamed once per output row without spilling the sums. */
 #define VLANES 32
 
+/* The two passes are compiled for AVX2 + FMA as well as the baseline and
+ * chosen at load time (an ifunc), as the runtime's kernels are; the rest of
+ * the library stays baseline x86-64. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
+#define PREPROCESS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PREPROCESS_CLONES
+#endif
+
+PREPROCESS_CLONES
 void preprocess_vpass(const float *src, size_t stride, int start, int n, const float *w, int len, float *dst)
 {
     const float *base = src + (size_t)start * stride;
@@ -220,6 +230,7 @@ void preprocess_vpass(const float *src, size_t stride, int start, int n, const f
     }
 }
 
+PREPROCESS_CLONES
 void preprocess_hpass(const float *src, const preprocess_axis *a, float *dst)
 {
     const int taps = a->taps;

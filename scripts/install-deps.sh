@@ -17,6 +17,7 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)
+  packages+=(libfftw3-dev)  # bench/resample_bench: the FFTW resampler it measures against
   # bench/decode.sh: DCMTK's and GDCM's command-line tools as peers, opj_compress for its corpus
   packages+=(dcmtk libgdcm-tools libopenjp2-tools time)
 fi

@@ -428,7 +428,10 @@ static void test_channels_and_pad(void)
     float *o3 = test_falloc(3 * 16 * 24), *o3rgb = test_falloc(3 * 16 * 24), *o1 = test_falloc(16 * 24);
     CHECK(rf_preprocess_image(&c3, gray, H, W, 1, o3, &e) == 0);
     CHECK(rf_preprocess_image(&c3, rgb, H, W, 3, o3rgb, &e) == 0);
-    CHECKF(test_max_abs_diff(o3, o3rgb, 3 * 16 * 24) == 0, "gray and equal-channel RGB differ");
+    /* not bit for bit: the RGB row puts pixels in other SIMD lanes or the
+     * scalar remainder, where the compiler may fuse multiply-adds differently */
+    double drgb = test_max_abs_diff(o3, o3rgb, 3 * 16 * 24);
+    CHECKF(drgb <= 1e-6, "gray and equal-channel RGB differ by %.3g", drgb);
     rf_preprocess_geom g;
     CHECK(rf_preprocess_geometry(&c3, H, W, &g, &e) == 0);
     /* ratio max(37/16, 53/24) = 2.3125: 16 x round(22.92) = 23, one column of padding (FLOOR: on the left) */

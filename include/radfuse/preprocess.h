@@ -155,7 +155,8 @@ void rf_preprocess_destroy(rf_preprocessor *p);
  * clamped (Lanczos and bicubic overshoot a little at edges, as in Pillow);
  * NaN or infinite inputs spread to the outputs their kernels touch.
  * RF_EINVAL for bad arguments, RF_ENOMEM when working memory cannot be had
- * (about in_w * in_c floats per thread, plus the weight tables).
+ * (five input rows, 5 * in_w * in_c floats, per thread, plus the weight
+ * tables, about 6 * (in_h + in_w) + 8 * (height + width) floats).
  */
 int rf_preprocess_run(rf_preprocessor *p, const float *in, int in_h, int in_w, int in_c, float *out,
                       rf_err *err);
