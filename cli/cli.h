@@ -18,6 +18,7 @@ int cli_text(int argc, char **argv);
 /* radfuse text extract / text eval (cmd_text_extract.c), dispatched by cli_text. */
 int cli_text_extract(int argc, char **argv);
 int cli_text_eval(int argc, char **argv);
+int cli_text_labs(int argc, char **argv); /* cli/cmd_text_labs.c */
 
 /* Prints "radfuse: <message>" to stderr and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -110,12 +110,14 @@ static int cmd_tokenize(int argc, char **argv)
 int cli_text(int argc, char **argv)
 {
     if (argc < 1)
-        return cli_fail("text: expected a subcommand (tokenize, extract, eval)");
+        return cli_fail("text: expected a subcommand (tokenize, extract, eval, labs)");
     if (strcmp(argv[0], "tokenize") == 0)
         return cmd_tokenize(argc - 1, argv + 1);
     if (strcmp(argv[0], "extract") == 0)
         return cli_text_extract(argc - 1, argv + 1);
     if (strcmp(argv[0], "eval") == 0)
         return cli_text_eval(argc - 1, argv + 1);
+    if (strcmp(argv[0], "labs") == 0)
+        return cli_text_labs(argc - 1, argv + 1);
     return cli_fail("text: unknown subcommand '%s'", argv[0]);
 }
