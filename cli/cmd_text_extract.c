@@ -255,7 +255,7 @@ int cli_text_eval(int argc, char **argv)
             i++;
             if (strcmp(v, "positive") && strcmp(v, "negative"))
                 return cli_fail("text eval: --uncertain is positive or negative");
-            o.uncertain_negative = strcmp(v, "negative") == 0;
+            o.uncertain_positive = strcmp(v, "positive") == 0;
         } else if (strcmp(a, "--min-support") == 0) {
             long n;
             if (cli_parse_int("--min-support", v, 1, 1 << 30, &n))

@@ -363,7 +363,7 @@ int rf_clin_eval_iu(const rf_clin_rules *r, const char *csv, size_t len, const c
         rf_clin_doc_free(&doc);
         out->n_reports++;
         for (int f = 0; f < nf; f++) {
-            int p = pred[f] == RF_CLIN_LABEL_PRESENT || (pred[f] == RF_CLIN_LABEL_UNCERTAIN && !o.uncertain_negative);
+            int p = pred[f] == RF_CLIN_LABEL_PRESENT || (pred[f] == RF_CLIN_LABEL_UNCERTAIN && o.uncertain_positive);
             rf_clin_score *s = &out->per[f];
             s->support += gold[f];
             if (p && gold[f])

@@ -45,6 +45,9 @@ enum {
     CLIN_POST_UNC = 8,
     CLIN_PSEUDO = 16,
     CLIN_TERM = 32,
+    CLIN_POST_TERM = 64, /* ends only the scopes of post-triggers (a comma) */
+    CLIN_PRE_PROB = 128,  /* probable existence: the mention stays present, with the hedge as evidence */
+    CLIN_POST_PROB = 256,
 };
 
 typedef struct clin_trigger {

@@ -600,7 +600,7 @@ static const struct {
     int role;
 } trigger_types[] = {
     {"pre-neg", CLIN_PRE_NEG}, {"post-neg", CLIN_POST_NEG}, {"pre-unc", CLIN_PRE_UNC},
-    {"post-unc", CLIN_POST_UNC}, {"pseudo", CLIN_PSEUDO},   {"term", CLIN_TERM},
+    {"post-unc", CLIN_POST_UNC}, {"pseudo", CLIN_PSEUDO},   {"term", CLIN_TERM}, {"post-term", CLIN_POST_TERM}, {"pre-prob", CLIN_PRE_PROB}, {"post-prob", CLIN_POST_PROB},
 };
 
 static int load_triggers(rf_clin_rules *r, table_reader *t, rf_err *err)
@@ -614,9 +614,9 @@ static int load_triggers(rf_clin_rules *r, table_reader *t, rf_err *err)
                 role = trigger_types[i].role;
         if (!role)
             return table_fail(t, err, RF_EFORMAT,
-                              "unknown trigger type '%s' (pre-neg, post-neg, pre-unc, post-unc, pseudo, term)",
+                              "unknown trigger type '%s' (pre-neg, post-neg, pre-unc, post-unc, pre-prob, post-prob, pseudo, term, post-term)",
                               t->fields[0]);
-        bool directional = role & (CLIN_PRE_NEG | CLIN_POST_NEG | CLIN_PRE_UNC | CLIN_POST_UNC);
+        bool directional = role & (CLIN_PRE_NEG | CLIN_POST_NEG | CLIN_PRE_UNC | CLIN_POST_UNC | CLIN_PRE_PROB | CLIN_POST_PROB);
         if (t->nfields != (directional ? 3 : 2))
             return table_fail(t, err, RF_EFORMAT, directional ? "expected: %s PHRASE WINDOW" : "expected: %s PHRASE",
                               t->fields[0]);
@@ -642,21 +642,23 @@ static int load_triggers(rf_clin_rules *r, table_reader *t, rf_err *err)
         if (tr->roles & role)
             return table_fail(t, err, RF_EFORMAT, "'%s' listed twice as %s", t->fields[1], t->fields[0]);
         tr->roles |= role;
-        if (role & (CLIN_PRE_NEG | CLIN_PRE_UNC)) {
-            if ((tr->roles & CLIN_PRE_NEG) && (tr->roles & CLIN_PRE_UNC))
-                return table_fail(t, err, RF_EFORMAT, "'%s' is both pre-neg and pre-unc", t->fields[1]);
+        const int pre = CLIN_PRE_NEG | CLIN_PRE_UNC | CLIN_PRE_PROB, post = CLIN_POST_NEG | CLIN_POST_UNC | CLIN_POST_PROB;
+        if ((role & pre) && (tr->roles & pre & ~role))
+            return table_fail(t, err, RF_EFORMAT, "'%s' has two pre- roles", t->fields[1]);
+        if ((role & post) && (tr->roles & post & ~role))
+            return table_fail(t, err, RF_EFORMAT, "'%s' has two post- roles", t->fields[1]);
+        if (role & pre) {
             tr->pre_window = window;
             if (window > r->max_pre_window)
                 r->max_pre_window = window;
         }
-        if (role & (CLIN_POST_NEG | CLIN_POST_UNC)) {
-            if ((tr->roles & CLIN_POST_NEG) && (tr->roles & CLIN_POST_UNC))
-                return table_fail(t, err, RF_EFORMAT, "'%s' is both post-neg and post-unc", t->fields[1]);
+        if (role & post) {
             tr->post_window = window;
             if (window > r->max_post_window)
                 r->max_post_window = window;
         }
-        if ((tr->roles & (CLIN_PSEUDO | CLIN_TERM)) && (tr->roles & ~(CLIN_PSEUDO | CLIN_TERM)))
+        const int plain = CLIN_PSEUDO | CLIN_TERM | CLIN_POST_TERM;
+        if ((tr->roles & plain) && (tr->roles & ~plain))
             return table_fail(t, err, RF_EFORMAT, "'%s': a pseudo-trigger or terminator has no other role",
                               t->fields[1]);
     }

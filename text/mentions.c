@@ -8,9 +8,12 @@
  * status comes from, in order: a negation or uncertainty trigger inside the
  * mention; else the nearest pre-trigger before it and the nearest
  * post-trigger after it, each within its window of words and with no
- * terminator between (pseudo-triggers, "no change in", are passed over and
- * never count). Uncertainty wins over negation, negation over the default,
- * present. Work per mention is bounded by the largest window, so a sentence
+ * terminator between. Pseudo-triggers ("no change in") are passed over and
+ * never count; a post-terminator (the comma) ends only post-trigger scopes,
+ * so that a list stays in the scope of a negation before it. Uncertainty wins
+ * over negation, negation over the default, present; a hedge of probable
+ * existence ("probably") leaves the mention present and is reported as its
+ * trigger. Work per mention is bounded by the largest window, so a sentence
  * costs time linear in its words.
  */
 #include <stdlib.h>
@@ -68,7 +71,7 @@ static scope_hit scan_before(const rf_clin_rules *r, const clin_scratch *sc, int
             const clin_trigger *t = &r->triggers[sc->occ_trigger[o]];
             if (t->roles & CLIN_TERM)
                 break;
-            int role = t->roles & (CLIN_PRE_NEG | CLIN_PRE_UNC);
+            int role = t->roles & (CLIN_PRE_NEG | CLIN_PRE_UNC | CLIN_PRE_PROB);
             if (role && words <= t->pre_window) {
                 h.occ = o;
                 h.role = role;
@@ -94,9 +97,9 @@ static scope_hit scan_after(const rf_clin_rules *r, const clin_scratch *sc, int3
         int32_t o = sc->trig_start_at[j];
         if (o >= 0) {
             const clin_trigger *t = &r->triggers[sc->occ_trigger[o]];
-            if (t->roles & CLIN_TERM)
+            if (t->roles & (CLIN_TERM | CLIN_POST_TERM))
                 break;
-            int role = t->roles & (CLIN_POST_NEG | CLIN_POST_UNC);
+            int role = t->roles & (CLIN_POST_NEG | CLIN_POST_UNC | CLIN_POST_PROB);
             if (role && words <= t->post_window) {
                 h.occ = o;
                 h.role = role;
@@ -152,6 +155,8 @@ static rf_clin_status resolve(const rf_clin_rules *r, const clin_scratch *sc, in
         *by = post.occ;
         return RF_CLIN_ABSENT;
     }
+    /* probable existence: present, with the hedge kept as evidence */
+    *by = pre.role & CLIN_PRE_PROB ? pre.occ : post.role & CLIN_POST_PROB ? post.occ : -1;
     return RF_CLIN_PRESENT;
 }
 

@@ -148,7 +148,7 @@ typedef enum rf_clin_split {
 typedef struct rf_clin_eval_opts {
     rf_clin_split split;
     int min_support;        /* findings in the macro average: at least this many positives in the whole file (0: 50) */
-    int uncertain_negative; /* 0: an uncertain label counts as positive (default); 1: as negative */
+    int uncertain_positive; /* 0: only a present label is positive (default); 1: an uncertain one too */
     const char *labels_csv; /* NULL: gold from the MeSH column through mesh_map.tsv; else a label file
                                ("filename" CXR<uid>, one 0/1 column per label) through label_map.tsv */
     size_t labels_len;      /* bytes of labels_csv */
