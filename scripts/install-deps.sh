@@ -13,7 +13,9 @@ packages=(
   mesa-vulkan-drivers vulkan-validationlayers  # lavapipe (Vulkan on the CPU) and validation, for tests
   g++ libdcmtk-dev                        # DICOM: DCMTK 3.6.7 and the C++ compiler for its shim
   libopenjp2-7-dev                        # DICOM JPEG 2000 (OpenJPEG; DCMTK 3.6.7 has no decoder)
+  libzip-dev                              # DICOM .zip exports (libzip: archives read into memory)
   libutf8proc-dev                         # text: Unicode normalization and categories for the tokenizer
+  libpng-dev libjpeg62-turbo-dev          # dicom export: PNG (libpng) and JPEG (libjpeg-turbo) writers
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)

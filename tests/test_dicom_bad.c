@@ -279,11 +279,12 @@ int main(void)
         char *a = strstr(out, "/tree/a.dcm"), *b = strstr(out, "/tree/b/ct.dcm");
         CHECKF(a && b && a < b, "tree: not in sorted order: %s", out);
 
-        /* the readable tree: study / series / instance, no patient name or ID (PHI) */
+        /* the readable report: study / series / instance (selected: '*'), the copy
+         * (same SOPInstanceUID) listed once, no patient name or ID (PHI) */
         status = run_ls(tree, 0);
         CHECKF(status == 0, "tree text: status %d", status);
         CHECKF(strstr(out, "study 1.3.6.1.4.1.5962.1.2.1.20040119072730.12322") && strstr(out, "  series ") &&
-                   strstr(out, "    instance "),
+                   strstr(out, "    * #1  128x128") && strstr(out, "also read from"),
                "tree text: %s", out);
         CHECKF(!strstr(out, "CompressedSamples") && !strstr(out, "1CT1"), "tree text shows PHI: %s", out);
 

@@ -8,6 +8,9 @@
  * may differ by +-1 per sample between decoders: their hash
  * is informative, and a 16x16 thumbnail of block means must match pydicom's
  * within 1.0 (computed here from rf_dicom_read's values, in process).
+ * Objects without pixel data of a non-image SOP class (SR, RT plans,
+ * waveforms) are ok with kind non-image and never selected; DICOMDIRs are ok
+ * with kind dicomdir and the number of files their records reference.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -18,9 +21,11 @@
 
 #define MAX_FILES 1024
 
+enum { EXP_ERROR, EXP_OK, EXP_NONIMAGE, EXP_DICOMDIR };
+
 typedef struct expect {
     char path[512];
-    int ok;
+    int ok; /* EXP_* */
     int rows, cols, frames;
     char what[256]; /* sha256, "lossy", or the reason for the error */
     char sha[65];   /* lossy: pydicom's hash */
@@ -60,7 +65,14 @@ static int load_expected(const char *file, expect *e, int cap)
                 t = strchr(t + 1, '\t');
             x->thumb = t ? strdup(t + 1) : NULL;
         }
-        x->ok = strcmp(status, "ok") == 0;
+        x->ok = strcmp(status, "ok") == 0         ? EXP_OK
+                : strcmp(status, "nonimage") == 0 ? EXP_NONIMAGE
+                : strcmp(status, "dicomdir") == 0 ? EXP_DICOMDIR
+                                                  : EXP_ERROR;
+        if (x->ok == EXP_ERROR && strcmp(status, "error") != 0) {
+            fprintf(stderr, "%s: bad status in '%s'\n", file, line);
+            exit(1);
+        }
         x->rows = atoi(r);
         x->cols = atoi(c);
         x->frames = atoi(f);
@@ -146,7 +158,7 @@ int main(void)
     /* the corpus holds broken and non-image files: exit 2, every file still listed */
     CHECKF(status == 2, "exit status %d, stderr: %s", status, errb);
 
-    int lines = 0, ok_hashed = 0, ok_lossy = 0, lossy_exact = 0, errors = 0;
+    int lines = 0, ok_hashed = 0, ok_lossy = 0, lossy_exact = 0, errors = 0, nonimage = 0, dicomdirs = 0;
     char prev[4096] = "";
     size_t dlen = strlen(dir);
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -176,7 +188,23 @@ int main(void)
         }
         CHECKF(!x->seen, "%s listed twice", rel);
         x->seen = 1;
-        if (x->ok) {
+        const cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "selected");
+        const char *reason = get_str(o, "reason"), *kind = get_str(o, "kind");
+        CHECKF(cJSON_IsBool(sel) && reason && *reason, "%s: no selected/reason", rel);
+        if (x->ok == EXP_NONIMAGE) {
+            nonimage++;
+            CHECKF(strcmp(st, "ok") == 0 && kind && strcmp(kind, "non-image") == 0 && !get_str(o, "pixel_sha256") &&
+                       cJSON_IsFalse(sel) && reason &&
+                       (strncmp(reason, "not an image", 12) == 0 || strncmp(reason, "duplicate", 9) == 0),
+                   "%s: expected an ok non-image object (%s): %.300s", rel, x->what, line);
+        } else if (x->ok == EXP_DICOMDIR) {
+            dicomdirs++;
+            CHECKF(strcmp(st, "ok") == 0 && kind && strcmp(kind, "dicomdir") == 0 && cJSON_IsFalse(sel),
+                   "%s: expected a DICOMDIR: %.300s", rel, line);
+            CHECKF(get_int(o, "referenced_files") == atoi(x->what) && get_int(o, "missing_files") == 0,
+                   "%s: %d referenced files (%d missing), pydicom lists %s", rel, get_int(o, "referenced_files"),
+                   get_int(o, "missing_files"), x->what);
+        } else if (x->ok) {
             CHECKF(strcmp(st, "ok") == 0, "%s: expected ok, got: %s", rel, get_str(o, "error"));
             if (strcmp(st, "ok") == 0) {
                 CHECKF(get_int(o, "rows") == x->rows && get_int(o, "columns") == x->cols &&
@@ -214,8 +242,8 @@ int main(void)
     CHECKF(ok_hashed >= 20, "only %d files checked by hash", ok_hashed);
     fprintf(stderr,
             "dicom corpus: %d files, %d lossless hashes equal to pydicom's, %d lossy within tolerance (%d exactly), "
-            "%d errors\n",
-            lines, ok_hashed, ok_lossy, lossy_exact, errors);
+            "%d non-image objects, %d DICOMDIRs, %d errors\n",
+            lines, ok_hashed, ok_lossy, lossy_exact, nonimage, dicomdirs, errors);
     for (int i = 0; i < nexp; i++)
         free(exp[i].thumb);
     free(out);

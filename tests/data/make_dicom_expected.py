@@ -10,6 +10,13 @@ python3-pil 9.4.0 and python3-gdcm 3.0.21:
 
 One line per file, tab-separated:
     relative/path  ok     ROWS COLS FRAMES  SHA256    lossless: the hash must match exactly
+    relative/path  nonimage  -  -  -        CLASS     no Pixel Data, and its SOP class is not an image
+                                                      class (pydicom's name for it has no "Image
+                                                      Storage": SR, RT plan, waveform...): listed as ok
+                                                      with kind non-image, never selected
+    relative/path  dicomdir  -  -  -        N         a DICOMDIR (Media Storage Directory) whose
+                                                      records reference N files: listed as ok with kind
+                                                      dicomdir and referenced_files N
     relative/path  ok     ROWS COLS FRAMES  lossy  SHA256  THUMB
                                                       lossy JPEG: decoders may differ by +-1 per
                                                       sample, so the hash is informative only;
@@ -26,8 +33,10 @@ THUMB: frame 0 cut into min(16, rows) x min(16, cols) blocks (block i of n cover
 [i*len//n, (i+1)*len//n)); for each block row, block column and sample, the mean
 of those values in tenths, rounded: comma-separated, row-major, samples last.
 
-Status rules: a file is an error when pydicom cannot parse it as DICOM, when it
-has no Pixel Data, when its transfer syntax is JPEG 2000 Part 2 (.92/.93, not
+Status rules: a file is an error when pydicom cannot parse it as DICOM (files
+without preamble or meta header count when pydicom with force=True finds Pixel
+Data with Rows, or a SOPClassUID of a non-image class), when it has no Pixel Data
+and is not a non-image object or a DICOMDIR, when its transfer syntax is JPEG 2000 Part 2 (.92/.93, not
 supported by radfuse: a decision, not a pydicom finding), when pydicom cannot
 decode its pixel data, or when DECISIONS says so.
 
@@ -73,6 +82,9 @@ DECISIONS = {
     "pydicom-test-files/693_J2KI.dcm":
         "JPEG 2000 codestream precision 16 bits, BitsStored 14: pydicom decodes, "
         "radfuse rejects the mismatch",
+    "pydicom-test-files/rtplan_truncated.dcm":
+        "truncated inside its last element: pydicom keeps the elements before the cut, "
+        "radfuse rejects the file",
     "pydicom-test-files/JPEG2000-embedded-sequence-delimiter.dcm":
         "JPEG 2000 codestream with a corrupt SIZ (tile count 4292730882): GDCM reports the "
         "error yet pydicom returns values, radfuse rejects it",
@@ -90,18 +102,45 @@ def j2k_irreversible(ds):
     return at >= 0 and len(frame) > at + 13 and frame[at + 13] == 0
 
 
+def non_image_class(ds):
+    """pydicom's name of the SOP class when it is a known class that is not an image
+    class (no "Image Storage" in the name), else None."""
+    uid = str(ds.get("SOPClassUID", "")).strip()
+    name = UID(uid).name if uid else ""
+    if not name or name == uid or "Image Storage" in name:
+        return None
+    return name
+
+
+def dicomdir_files(ds):
+    """The number of records with a ReferencedFileID, when ds is a DICOMDIR; else None."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or str(meta.get("MediaStorageSOPClassUID", "")) != "1.2.840.10008.1.3.10":
+        return None
+    return sum(1 for r in ds.get("DirectoryRecordSequence", []) if r.get("ReferencedFileID"))
+
+
 def expected(path):
     try:
         ds = pydicom.dcmread(path)  # not force=True: a file must look like DICOM
     except Exception as e:  # noqa: BLE001
         try:
             ds = pydicom.dcmread(path, force=True)
-            ds.PixelData  # files without preamble but with real elements
-            if "Rows" not in ds:
-                raise ValueError("no image attributes")
+            # files without preamble or meta header, but with real elements
+            if "PixelData" in ds:
+                if "Rows" not in ds:
+                    raise ValueError("no image attributes")
+            elif not non_image_class(ds):
+                raise ValueError("neither an image nor a known non-image object")
         except Exception:  # noqa: BLE001
             return "error", None, "not DICOM (pydicom: %s)" % type(e).__name__
     if "PixelData" not in ds:
+        n = dicomdir_files(ds)
+        if n is not None:
+            return "dicomdir", None, "%d" % n
+        kind = non_image_class(ds)
+        if kind:
+            return "nonimage", None, kind
         return "error", None, "no pixel data"
     ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if "file_meta" in dir(ds) else ""
     if not ts and hasattr(ds, "file_meta"):
