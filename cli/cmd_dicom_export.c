@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "radfuse/imaging.h"
+#include "radfuse/dicom_input.h"
 #include "radfuse/render.h"
 #include "runtime/fileio.h"
 
@@ -289,37 +290,40 @@ static int export_image(const export_opts *o, const rf_dicom_image *img, const c
 }
 
 /*
- * The inputs: files and directory trees (rf_collect_files), each read with
- * rf_dicom_read and exported. One failure is one line on stderr naming the
- * input; the loop goes on. Returns the number of inputs that failed, or -1
- * when nothing could be enumerated. (Zip and DICOMDIR enumeration will
- * replace this function's file loop.)
+ * The inputs, listed as dicom ls lists them (files, trees, DICOMDIR, zip
+ * entries: rf_inputs_collect), each read and exported. One failure is one
+ * line on stderr naming the input; the loop goes on. Returns the number of
+ * inputs that failed, or -1 when nothing could be listed.
  */
 static long export_inputs(const export_opts *o, const char *const *paths, int npaths, size_t *ninputs)
 {
-    char **files;
-    size_t n;
+    rf_inputs *in;
     rf_err err;
-    if (rf_collect_files(paths, npaths, &files, &n, &err)) {
+    if (rf_inputs_collect(paths, npaths, NULL, &in, &err)) {
         fprintf(stderr, "radfuse: dicom export: %s\n", err.msg);
         return -1;
     }
-    *ninputs = n;
+    size_t n = rf_inputs_count(in), done = 0;
     long failed = 0;
     for (size_t i = 0; i < n; i++) {
+        const rf_input *item = rf_inputs_at(in, i);
+        if (item->kind == RF_INPUT_DICOMDIR)
+            continue; /* an index, not an image: its files are items of their own */
+        done++;
         rf_dicom_image img;
         if (o->verbose)
-            fprintf(stderr, "radfuse: dicom export: [%zu/%zu] %s\n", i + 1, n, files[i]);
-        int rc = rf_dicom_read(files[i], RF_DICOM_PIXELS, &img, &err);
+            fprintf(stderr, "radfuse: dicom export: [%zu/%zu] %s\n", i + 1, n, item->name);
+        int rc = rf_inputs_read(in, i, RF_DICOM_PIXELS, &img, &err);
         if (!rc)
-            rc = export_image(o, &img, files[i], i, &err);
+            rc = export_image(o, &img, item->name, done - 1, &err);
         rf_dicom_image_free(&img);
         if (rc) {
             failed++;
             fprintf(stderr, "radfuse: dicom export: %s\n", err.msg);
         }
     }
-    rf_paths_free(files, n);
+    rf_inputs_free(in);
+    *ninputs = done;
     return failed;
 }
 
