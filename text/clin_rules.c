@@ -201,6 +201,7 @@ static int word_intern(rf_clin_rules *r, const char *s, size_t len, int32_t *id)
 /* ---- table reading ---------------------------------------------------------------- */
 
 typedef struct table_reader {
+    bool from_dir; /* read from a rules directory rather than built in */
     const char *name, *data;
     size_t len, pos;
     int line;
@@ -710,8 +711,12 @@ static int load_mesh(rf_clin_rules *r, table_reader *t, rf_err *err)
         if (t->nfields != 2)
             return table_fail(t, err, RF_EFORMAT, "expected: MESH-TERM[/QUALIFIER...] FINDING|@skip");
         int f = -1;
-        if (strcmp(t->fields[1], "@skip") && (f = rf_clin_finding_id(r, t->fields[1])) < 0)
+        if (strcmp(t->fields[1], "@skip") && (f = rf_clin_finding_id(r, t->fields[1])) < 0) {
+            /* the built-in map names the built-in vocabulary: a replaced vocabulary drops its rows */
+            if (!t->from_dir)
+                continue;
             return table_fail(t, err, RF_EFORMAT, "finding '%s' is not in findings.tsv", t->fields[1]);
+        }
         if (grow((void **)&r->mesh, &cap, r->nmesh, sizeof *r->mesh))
             return table_fail(t, err, RF_ENOMEM, "out of memory");
         clin_mesh_rule *m = &r->mesh[r->nmesh++];
@@ -730,6 +735,8 @@ static int load_labels(rf_clin_rules *r, table_reader *t, rf_err *err)
         if (t->nfields != 2)
             return table_fail(t, err, RF_EFORMAT, "expected: LABEL-COLUMN FINDING");
         int f = rf_clin_finding_id(r, t->fields[1]);
+        if (f < 0 && !t->from_dir)
+            continue; /* as in load_mesh */
         if (f < 0)
             return table_fail(t, err, RF_EFORMAT, "finding '%s' is not in findings.tsv", t->fields[1]);
         if (grow((void **)&r->labels, &cap, r->nlabels, sizeof *r->labels))
@@ -763,6 +770,7 @@ static int table_open(const char *dir, const char *name, table_reader *t, char *
                 *owned = NULL;
                 return rf_err_set(err, RF_EFORMAT, "%s: invalid UTF-8 at byte %zu", path, bad);
             }
+            t->from_dir = true;
             t->name = path;
             t->data = *owned;
             t->len = n;

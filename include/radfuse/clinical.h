@@ -45,7 +45,9 @@ typedef struct rf_clin_rules rf_clin_rules;
  * Loads the rules. dir NULL: the tables built into the library. Otherwise each
  * of the RF_CLIN_TABLES files present in dir replaces the built-in table of
  * that name (a directory holding only findings.tsv changes the vocabulary and
- * keeps the rest). A malformed table fails with the file and line.
+ * keeps the rest; rows of the built-in maps that name findings the new
+ * vocabulary lacks are dropped, while such rows in a map read from dir are
+ * errors). A malformed table fails with the file and line.
  */
 int rf_clin_rules_load(const char *dir, rf_clin_rules **out, rf_err *err);
 void rf_clin_rules_free(rf_clin_rules *rules);
