@@ -247,7 +247,7 @@ typedef struct lab_row {
  * glucose C6H12O6 180.156 (18.016 mg/dL per mmol/L), creatinine C4H7N3O
  * 113.12 (88.40 umol/L per mg/dL; textbooks print 88.4), urea CH4N2O 60.056,
  * urea nitrogen N2 28.014 (BUN 1 mg/dL = 0.357 mmol/L urea), bilirubin
- * C33H36N4O6 584.67 (17.10 umol/L per mg/dL), lactic acid C3H6O3 90.078
+ * C33H36N4O6 584.673 (17.10 umol/L per mg/dL), lactic acid C3H6O3 90.078
  * (9.01 mg/dL per mmol/L), hemoglobin per globin chain 16114.5 (a tetramer of
  * 64458 g/mol; g/dL x 0.6206 = mmol/L as Dutch labs report), BNP-32
  * 3464 g/mol and NT-proBNP 8457 g/mol (the manufacturers' pmol/L factors).
@@ -270,7 +270,7 @@ static const lab_row lab_rows[L_COUNT] = {
     [L_POTASSIUM] = {{"potassium", "Potassium", "mmol/L", 3.5, 5.0}, 39.098, 1, B_NONE, -1, false, false},
     [L_CHLORIDE] = {{"chloride", "Chloride", "mmol/L", 98, 107}, 35.45, 1, B_NONE, -1, false, false},
     /* total CO2 is reported for bicarbonate by most chemistry panels; one lab for both */
-    [L_BICARBONATE] = {{"bicarbonate", "Bicarbonate / total CO2", "mmol/L", 22, 29}, 61.017, 1, B_NONE, -1, false,
+    [L_BICARBONATE] = {{"bicarbonate", "Bicarbonate / total CO2", "mmol/L", 22, 29}, 61.016, 1, B_NONE, -1, false,
                        false},
     [L_CALCIUM] = {{"calcium", "Calcium (total)", "mmol/L", 2.15, 2.55}, 40.078, 2, B_NONE, -1, false, false},
     [L_HEMOGLOBIN] = {{"hemoglobin", "Hemoglobin", "g/L", 120, 175}, 16114.5, 0, B_NONE, -1, false, false},
@@ -298,7 +298,7 @@ static const lab_row lab_rows[L_COUNT] = {
     [L_NTPROBNP] = {{"nt_probnp", "NT-proBNP", "ng/L", 0, 125}, 8457, 0, B_NONE, -1, false, false},
     [L_LACTATE] = {{"lactate", "Lactate", "mmol/L", 0.5, 2.2}, 90.078, 0, B_NONE, -1, false, false},
     [L_ALBUMIN] = {{"albumin", "Albumin", "g/L", 35, 50}, 0, 0, B_NONE, -1, false, false},
-    [L_BILIRUBIN] = {{"bilirubin", "Bilirubin (total)", "umol/L", 5, 21}, 584.67, 0, B_NONE, -1, false, false},
+    [L_BILIRUBIN] = {{"bilirubin", "Bilirubin (total)", "umol/L", 5, 21}, 584.673, 0, B_NONE, -1, false, false},
     [L_ALT] = {{"alt", "Alanine aminotransferase", "U/L", 7, 55}, 0, 0, B_NONE, -1, false, false},
     [L_AST] = {{"ast", "Aspartate aminotransferase", "U/L", 8, 48}, 0, 0, B_NONE, -1, false, false},
     [L_INR] = {{"inr", "INR", "{INR}", 0.8, 1.2}, 0, 0, B_NONE, -1, true, false},
@@ -506,6 +506,14 @@ int labs_lab_by_loinc(const char *code, double *molar_mass)
             return loincs[i].lab;
         }
     return -1;
+}
+
+const char *labs_loinc_at(size_t i, int *lab)
+{
+    if (i >= sizeof loincs / sizeof loincs[0])
+        return NULL;
+    *lab = loincs[i].lab;
+    return loincs[i].code;
 }
 
 int rf_lab_by_loinc(const char *code)

@@ -541,8 +541,12 @@ int labs_finish(rf_lab *r)
     int dir = 0;
     if (use) {
         dir = direction(v, r->cmp, lo_ok, lo, hi_ok, hi);
-        if ((sf.low && dir > 0) || (sf.high && dir < 0) || (sf.normal && dir != 0))
-            r->flags |= RF_LAB_FLAG_CONFLICT;
+        if (src_dir) {
+            /* an exact value's place is known; a bound's only when it is outside */
+            int said = sf.low ? -1 : sf.high ? 1 : 0;
+            if (r->cmp == RF_CMP_NONE ? said != dir : (dir != 0 && said != dir))
+                r->flags |= RF_LAB_FLAG_CONFLICT;
+        }
         /* an upper limit alone ("<5") starts at 0 for quantities that cannot be negative */
         if (hi_ok && !lo_ok && labs_lab_nonneg(r->lab) && hi > 0)
             lo_ok = true, lo = 0;

@@ -77,6 +77,8 @@ bool labs_unit_known(const char *unit);
 
 /* The lab for a LOINC code and the molar mass its basis implies (0: the lab's). */
 int labs_lab_by_loinc(const char *code, double *molar_mass);
+/* Code i of the LOINC table and its lab, or NULL past the end (for tests). */
+const char *labs_loinc_at(size_t i, int *lab);
 /* The lab for a display name (case, '-', '_' and spacing ignored; exact
  * synonyms only), with the unit deciding between twins (neutrophils in % or
  * as a count; D-dimer FEU/DDU). -1 when none. */
