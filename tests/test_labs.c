@@ -638,6 +638,30 @@ static void test_fhir(void)
         rf_labs_free(&D);
         free(deep);
     }
+    {
+        /* a flat array of 4,000,001 numbers: refused before cJSON allocates a node for each */
+        size_t n = 2 * (size_t)RF_LABS_JSON_VALUES + 64;
+        char *flat = test_xmalloc(n + 64);
+        size_t k = (size_t)snprintf(flat, 64, "{\"resourceType\":\"Observation\",\"x\":[");
+        for (size_t i = 0; i < RF_LABS_JSON_VALUES; i++)
+            flat[k++] = '0', flat[k++] = ',';
+        flat[k++] = '0', flat[k++] = ']', flat[k++] = '}';
+        expect_error("flat.json", flat, k, "more than 4000000 JSON values");
+        free(flat);
+        /* a million interpretation codes are joined in linear time */
+        size_t codes = 1000000;
+        char *many = test_xmalloc(codes * 13 + 256);
+        k = (size_t)snprintf(many, 256, "{\"resourceType\":\"Observation\",\"valueString\":\"1\",\"interpretation\":"
+                                        "[{\"coding\":[");
+        for (size_t i = 0; i < codes; i++)
+            k += (size_t)sprintf(many + k, "%s{\"code\":\"H\"}", i ? "," : "");
+        k += (size_t)sprintf(many + k, "]}]}");
+        rf_labs D = {0};
+        CHECKF(rf_labs_parse("many.json", many, k, RF_LABS_AUTO, &D, &err) == 0, "%s", err.msg);
+        CHECK(D.nlabs == 1 && D.labs[0].source_flags && strlen(D.labs[0].source_flags) == 2 * codes - 1);
+        rf_labs_free(&D);
+        free(many);
+    }
     EXPECT_ERROR("bad.json", "{\"resourceType\":\"Observation\",\n\"code\":}", "line 2: not valid JSON");
     EXPECT_ERROR("tail.json", "{\"resourceType\":\"Patient\"}\n{}", "line 2: data after the JSON value");
     EXPECT_ERROR("arr.json", "[{\"resourceType\":\"Patient\"}]", "not a FHIR resource");
@@ -766,6 +790,21 @@ static void test_hl7(void)
     r = lab_at(&L, 1); /* escape '!': !R! the repetition '%', !P! the truncation '&'; '\\' is plain text */
     CHECK(!strcmp(r->value_raw, "50% rate & x \\ y$z"));
     rf_labs_free(&L);
+
+    {
+        /* a TX value of a million repetitions becomes one note, in linear time */
+        size_t reps = 1000000;
+        char *m = test_xmalloc(2 * reps + 128);
+        size_t k = (size_t)snprintf(m, 128, "MSH|^~\\&|A|B|C|D|2020||ORU^R01|1|P|2.5\rOBX|1|TX|X^Y^L||");
+        for (size_t i = 0; i < reps; i++)
+            m[k++] = 'a', m[k++] = '~';
+        m[k++] = '\r';
+        rf_labs D = {0};
+        CHECKF(rf_labs_parse("reps.hl7", m, k, RF_LABS_AUTO, &D, &err) == 0, "%s", err.msg);
+        CHECK(D.nnotes == 1 && D.notes[0].len == 2 * reps);
+        rf_labs_free(&D);
+        free(m);
+    }
 
     /* broken delimiters and other hostile messages: errors naming the segment */
     EXPECT_ERROR("b1.hl7", "MSH|^~\\|A\rOBX|1\r", "segment 1 (MSH): MSH-2 must be 4 or 5");

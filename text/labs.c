@@ -51,6 +51,27 @@ char *labs_printf(const char *fmt, ...)
     return s;
 }
 
+int labs_buf_add(labs_buf *b, const char *sep, const char *s, size_t n)
+{
+    size_t sl = b->len && sep ? strlen(sep) : 0;
+    if (b->len + sl + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + sl + n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p)
+            return -1;
+        b->s = p;
+        b->cap = cap;
+    }
+    if (sl)
+        memcpy(b->s + b->len, sep, sl);
+    memcpy(b->s + b->len + sl, s, n);
+    b->len += sl + n;
+    b->s[b->len] = 0;
+    return 0;
+}
+
 int labs_set_str(char **dst, const char *s, size_t n, rf_err *err)
 {
     free(*dst);

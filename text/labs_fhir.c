@@ -49,6 +49,7 @@ static int prescan(const char *name, const char *s, size_t len, rf_err *err)
     if (!text_utf8_valid(s, len, &bad))
         return rf_err_set(err, RF_EFORMAT, "%s: invalid UTF-8 at byte %zu (line %zu)", name, bad, line_of(s, bad));
     int depth = 0;
+    size_t values = 1; /* at most one more than the commas and openings */
     bool in_str = false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
@@ -63,7 +64,13 @@ static int prescan(const char *name, const char *s, size_t len, rf_err *err)
             }
         } else if (c == '"') {
             in_str = true;
+        } else if (c == ',' && ++values > RF_LABS_JSON_VALUES) {
+            return rf_err_set(err, RF_EFORMAT, "%s: line %zu: more than %d JSON values", name, line_of(s, i),
+                              RF_LABS_JSON_VALUES);
         } else if (c == '{' || c == '[') {
+            if (++values > RF_LABS_JSON_VALUES)
+                return rf_err_set(err, RF_EFORMAT, "%s: line %zu: more than %d JSON values", name, line_of(s, i),
+                                  RF_LABS_JSON_VALUES);
             if (++depth > RF_LABS_JSON_DEPTH)
                 return rf_err_set(err, RF_EFORMAT, "%s: line %zu: JSON nested deeper than %d levels", name,
                                   line_of(s, i), RF_LABS_JSON_DEPTH);
@@ -290,20 +297,20 @@ static int observed(fctx *c, const cJSON *o, rf_lab *r, const char *path)
 
     /* interpretation codes, as given, joined by '~' */
     const cJSON *interp;
+    labs_buf flags = {0};
     cJSON_ArrayForEach(interp, get(o, "interpretation"))
     {
         cJSON_ArrayForEach(coding, get(interp, "coding"))
         {
             const char *cd = str(coding, "code");
-            if (!cd)
-                continue;
-            char *s = r->source_flags ? labs_printf("%s~%s", r->source_flags, cd) : labs_strdup(cd);
-            if (!s)
+            if (cd && labs_buf_add(&flags, "~", cd, strlen(cd))) {
+                free(flags.s);
                 return rf_err_set(err, RF_ENOMEM, "out of memory");
-            free(r->source_flags);
-            r->source_flags = s;
+            }
         }
     }
+    free(r->source_flags);
+    r->source_flags = flags.s;
     return RF_OK;
 }
 

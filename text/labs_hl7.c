@@ -56,6 +56,30 @@ static slice part(slice s, char sep, size_t i)
     return (slice){p, (size_t)((q ? q : end) - p)};
 }
 
+/* The parts of a slice split at a separator, in order, in one pass. */
+typedef struct parts {
+    const char *p, *end;
+    bool done;
+} parts;
+
+static parts parts_of(slice s)
+{
+    return (parts){s.s, s.s + s.n, s.n == 0};
+}
+
+static bool parts_next(parts *it, char sep, slice *out)
+{
+    if (it->done)
+        return false;
+    const char *q = memchr(it->p, sep, (size_t)(it->end - it->p));
+    *out = (slice){it->p, (size_t)((q ? q : it->end) - it->p)};
+    if (q)
+        it->p = q + 1;
+    else
+        it->done = true;
+    return true;
+}
+
 static size_t count_parts(slice s, char sep)
 {
     if (!s.n)
@@ -267,25 +291,25 @@ static int note(hctx *c, char *text, const char *kind, const char *title, const 
 static int joined(hctx *c, slice f, char **out, const char *fieldname)
 {
     *out = NULL;
-    size_t reps = count_parts(f, c->d.rep);
-    char *acc = labs_strdup("");
-    if (!acc)
+    labs_buf acc = {0};
+    parts it = parts_of(f);
+    slice rep;
+    bool first = true;
+    if (labs_buf_add(&acc, NULL, "", 0))
         return oom(c);
-    for (size_t i = 0; i < reps; i++) {
+    while (parts_next(&it, c->d.rep, &rep)) {
         char *t = NULL;
-        int rc = decode(c, part(f, c->d.rep, i), &t, fieldname);
+        int rc = decode(c, rep, &t, fieldname);
+        if (!rc && labs_buf_add(&acc, first ? NULL : "\n", t ? t : "", t ? strlen(t) : 0))
+            rc = oom(c);
+        free(t);
         if (rc) {
-            free(acc);
-            free(t);
+            free(acc.s);
             return rc;
         }
-        char *next = labs_printf("%s%s%s", acc, i ? "\n" : "", t ? t : "");
-        free(acc);
-        free(t);
-        if (!(acc = next))
-            return oom(c);
+        first = false;
     }
-    *out = acc;
+    *out = acc.s;
     return RF_OK;
 }
 
@@ -383,22 +407,19 @@ static int obx(hctx *c, slice seg)
         goto done;
     if ((rc = decode(c, part(field(c, seg, 7), c->d.rep, 0), &r->range_raw, "OBX-7")))
         goto done;
-    slice flags = field(c, seg, 8);
-    for (size_t i = 0; i < count_parts(flags, c->d.rep); i++) {
+    parts it = parts_of(field(c, seg, 8));
+    slice one;
+    labs_buf flags = {0};
+    while (parts_next(&it, c->d.rep, &one)) {
         char *f = NULL;
-        if ((rc = decode(c, part(flags, c->d.rep, i), &f, "OBX-8")))
-            goto done;
-        if (f) {
-            char *s = r->source_flags ? labs_printf("%s~%s", r->source_flags, f) : labs_strdup(f);
+        if ((rc = decode(c, one, &f, "OBX-8")) || (f && labs_buf_add(&flags, "~", f, strlen(f)) && (rc = oom(c)))) {
             free(f);
-            if (!s) {
-                rc = oom(c);
-                goto done;
-            }
-            free(r->source_flags);
-            r->source_flags = s;
+            free(flags.s);
+            goto done;
         }
+        free(f);
     }
+    r->source_flags = flags.s;
     if ((rc = decode(c, part(field(c, seg, 11), c->d.rep, 0), &r->status, "OBX-11")))
         goto done;
     if (when) {

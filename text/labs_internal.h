@@ -15,6 +15,14 @@ char *labs_strdup(const char *s);
 /* malloc'd printf; NULL when out of memory. */
 char *labs_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A growing NUL-terminated string (start zeroed; free(b.s) when done). */
+typedef struct labs_buf {
+    char *s;
+    size_t len, cap;
+} labs_buf;
+/* Appends sep (unless b is empty) then n bytes of s; -1 when out of memory. */
+int labs_buf_add(labs_buf *b, const char *sep, const char *s, size_t n);
+
 /* A new zeroed record at the end of L (lab = -1); RF_ENOMEM or past the
  * per-file record cap (counted from base, the totals when the file began). */
 typedef struct labs_base {

@@ -42,6 +42,7 @@ extern "C" {
 #define RF_NOTE_MAX ((size_t)4 << 20)       /* one note or report, as text (after base64) */
 #define RF_LABS_RECORDS_MAX 1000000         /* labs + notes + issues from one file */
 #define RF_LABS_JSON_DEPTH 64               /* nesting of FHIR JSON (FHIR needs < 20) */
+#define RF_LABS_JSON_VALUES 4000000         /* JSON values in one file: bounds cJSON's memory (~64 bytes each) */
 
 /* ---- times -------------------------------------------------------------- */
 
