@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,12 +93,18 @@ static const char *str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int issue(fctx *c, const char *path, const char *fmt, const char *arg)
+static int issue(fctx *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int issue(fctx *c, const char *path, const char *fmt, ...)
 {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     char *src = labs_printf("%s: %s", c->name, path);
     if (!src)
         return rf_err_set(c->err, RF_ENOMEM, "out of memory");
-    int rc = labs_issue(c->L, c->base, c->err, src, fmt, arg);
+    int rc = labs_issue(c->L, c->base, c->err, src, "%s", msg);
     free(src);
     return rc;
 }
@@ -174,7 +181,7 @@ static int observed(fctx *c, const cJSON *o, rf_lab *r, const char *path)
     rf_err *err = c->err;
     int rc;
     const cJSON *code = get(o, "code");
-    if (code && !cJSON_IsObject(code) && (rc = issue(c, path, "code is not a CodeableConcept%s", "")))
+    if (code && !cJSON_IsObject(code) && (rc = issue(c, path, "code is not a CodeableConcept")))
         return rc;
     const cJSON *coding, *pick = NULL;
     cJSON_ArrayForEach(coding, get(code, "coding"))
@@ -213,11 +220,11 @@ static int observed(fctx *c, const cJSON *o, rf_lab *r, const char *path)
         if (cJSON_IsNumber(num) && isfinite(num->valuedouble)) {
             rc = set_number(r, num->valuedouble, cmp, err);
         } else if (cJSON_IsString(num)) {
-            if ((rc = issue(c, path, "valueQuantity.value is a string, not a JSON number%s", "")))
+            if ((rc = issue(c, path, "valueQuantity.value is a string, not a JSON number")))
                 return rc;
             rc = labs_set_value(r, num->valuestring, strlen(num->valuestring), err);
         } else if (num) {
-            if ((rc = issue(c, path, "valueQuantity.value is not a finite number; kept as text%s", "")))
+            if ((rc = issue(c, path, "valueQuantity.value is not a finite number; kept as text")))
                 return rc;
             char *s = cJSON_PrintUnformatted(num);
             rc = s ? labs_set_value(r, s, strlen(s), err) : rf_err_set(err, RF_ENOMEM, "out of memory");
@@ -332,7 +339,7 @@ static int observation(fctx *c, const cJSON *o, const char *path)
         has_value |= it->string && !strncmp(it->string, "value", 5);
     bool has_comps = cJSON_GetArraySize(comps) > 0;
     if (!has_value && !has_comps && get(o, "hasMember") && !get(o, "dataAbsentReason"))
-        return issue(c, path, "a panel of references (hasMember); its members are read where they appear%s", "");
+        return issue(c, path, "a panel of references (hasMember); its members are read where they appear");
     if (has_value || !has_comps) {
         rf_lab *r;
         if ((rc = new_lab(c, path, &r)) || (rc = observed(c, o, r, path)) ||
@@ -352,7 +359,7 @@ static int observation(fctx *c, const cJSON *o, const char *path)
             return rf_err_set(c->err, RF_ENOMEM, "out of memory");
         rf_lab *r;
         if (!cJSON_IsObject(comp)) {
-            rc = issue(c, cpath, "not an object; skipped%s", "");
+            rc = issue(c, cpath, "not an object; skipped");
         } else if (!(rc = new_lab(c, cpath, &r)) && !(rc = observed(c, comp, r, cpath)) &&
                    !(status && (rc = labs_set_str(&r->status, status, strlen(status), c->err))) &&
                    !(rc = set_time(r, when, c->err))) {
@@ -373,11 +380,10 @@ static int attachment(fctx *c, const cJSON *att, const char *path, const char *k
     const char *data = str(att, "data"), *ct = str(att, "contentType"), *url = str(att, "url");
     char shown[80];
     if (!data)
-        return issue(c, path, url ? "text by reference only (url), not fetched; skipped%s"
-                                  : "attachment without inline data; skipped%s",
-                     "");
+        return issue(c, path, "%s", url ? "text by reference only (url), not fetched; skipped"
+                                        : "attachment without inline data; skipped");
     if (!ct)
-        return issue(c, path, "attachment without contentType; only text/plain is read%s", "");
+        return issue(c, path, "attachment without contentType; only text/plain is read");
     /* "text/plain" with an optional charset parameter of UTF-8 or its subset ASCII */
     size_t tlen = strcspn(ct, ";");
     while (tlen && ct[tlen - 1] == ' ')
@@ -405,15 +411,15 @@ static int attachment(fctx *c, const cJSON *att, const char *path, const char *k
     if (b == -2)
         return rf_err_set(c->err, RF_ENOMEM, "out of memory");
     if (b == -3)
-        return issue(c, path, "text larger than the %s allowed for a note; skipped", "4 MiB");
+        return issue(c, path, "text larger than the %zu bytes allowed for a note; skipped", RF_NOTE_MAX);
     if (b)
-        return issue(c, path, "data is not valid base64; skipped%s", "");
+        return issue(c, path, "data is not valid base64; skipped");
     size_t bad;
     int rc = RF_OK;
     if (memchr(text, 0, n))
-        rc = issue(c, path, "text holds a NUL byte; skipped%s", "");
+        rc = issue(c, path, "text holds a NUL byte; skipped");
     else if (!text_utf8_valid(text, n, &bad))
-        rc = issue(c, path, "text is not valid UTF-8; skipped%s", "");
+        rc = issue(c, path, "text is not valid UTF-8; skipped");
     else {
         rf_note *note;
         if (!(rc = labs_new_note(c->L, c->base, &note, c->err))) {
@@ -438,9 +444,9 @@ static int text_note(fctx *c, const char *text, const char *path, const char *ki
 {
     size_t n = strlen(text), bad;
     if (n > RF_NOTE_MAX)
-        return issue(c, path, "text larger than the %s allowed for a note; skipped", "4 MiB");
+        return issue(c, path, "text larger than the %zu bytes allowed for a note; skipped", RF_NOTE_MAX);
     if (!text_utf8_valid(text, n, &bad)) /* cJSON decodes \u escapes; the result is checked again */
-        return issue(c, path, "text is not valid UTF-8; skipped%s", "");
+        return issue(c, path, "text is not valid UTF-8; skipped");
     rf_note *note;
     int rc = labs_new_note(c->L, c->base, &note, c->err);
     if (rc)
@@ -468,7 +474,7 @@ static int attachments(fctx *c, const cJSON *arr, const char *path, const char *
         if (!p)
             return rf_err_set(c->err, RF_ENOMEM, "out of memory");
         const cJSON *att = wrapped ? get(it, "attachment") : it;
-        rc = att ? attachment(c, att, p, kind, title, when) : issue(c, p, "no attachment; skipped%s", "");
+        rc = att ? attachment(c, att, p, kind, title, when) : issue(c, p, "no attachment; skipped");
         free(p);
         if (rc)
             return rc;
@@ -500,15 +506,15 @@ static int resource(fctx *c, const cJSON *res, const char *path)
 {
     char shown[80];
     if (!cJSON_IsObject(res))
-        return issue(c, path, "not a JSON object; skipped%s", "");
+        return issue(c, path, "not a JSON object; skipped");
     const char *type = str(res, "resourceType");
     if (!type)
-        return issue(c, path, "no resourceType; skipped%s", "");
+        return issue(c, path, "no resourceType; skipped");
     int rc;
     if (!strcmp(type, "Bundle")) {
         const cJSON *entries = get(res, "entry");
         if (entries && !cJSON_IsArray(entries))
-            return issue(c, path, "Bundle.entry is not an array; skipped%s", "");
+            return issue(c, path, "Bundle.entry is not an array; skipped");
         int i = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, entries)
@@ -520,7 +526,7 @@ static int resource(fctx *c, const cJSON *res, const char *path)
                 return rf_err_set(c->err, RF_ENOMEM, "out of memory");
             }
             const cJSON *r = get(e, "resource");
-            rc = r ? resource(c, r, rp) : issue(c, p, "entry without a resource; skipped%s", "");
+            rc = r ? resource(c, r, rp) : issue(c, p, "entry without a resource; skipped");
             free(p);
             free(rp);
             if (rc)
@@ -543,7 +549,7 @@ static int resource(fctx *c, const cJSON *res, const char *path)
         int n = 0;
         if ((rc = attachments(c, get(res, "content"), path, "content", true, "DocumentReference", title, when, &n)))
             return rc;
-        if (!n && (rc = issue(c, path, "DocumentReference without content; skipped%s", "")))
+        if (!n && (rc = issue(c, path, "DocumentReference without content; skipped")))
             return rc;
         return contained(c, res, path);
     }
@@ -562,7 +568,7 @@ static int resource(fctx *c, const cJSON *res, const char *path)
         if ((rc = attachments(c, get(res, "presentedForm"), path, "presentedForm", false, "DiagnosticReport", title,
                               when, &n)))
             return rc;
-        if (!n && (rc = issue(c, path, "DiagnosticReport without conclusion or presentedForm%s", "")))
+        if (!n && (rc = issue(c, path, "DiagnosticReport without conclusion or presentedForm")))
             return rc;
         return contained(c, res, path);
     }

@@ -92,7 +92,7 @@ typedef struct rf_lab_def {
     double pop_low, pop_high; /* typical adult reference interval in the canonical unit */
 } rf_lab_def;
 
-/* Number of labs in the table; ids are 0 .. count-1 and never change. */
+/* Number of labs in the table; ids are 0 .. count-1 and never change (the table only grows). */
 int rf_lab_count(void);
 /* The lab with that id, or NULL. */
 const rf_lab_def *rf_lab_def_get(int id);
@@ -251,7 +251,9 @@ int rf_labs_parse(const char *name, const char *data, size_t len, rf_labs_format
 int rf_labs_read_file(const char *path, rf_labs_format fmt, rf_labs *out, rf_err *err);
 /* The format rf_labs_parse would read data as (never RF_LABS_AUTO). */
 rf_labs_format rf_labs_detect(const char *data, size_t len);
+/* "auto", "csv", "fhir" or "hl7". */
 const char *rf_labs_format_name(rf_labs_format fmt);
+/* Frees every record, note and issue, and leaves labs zeroed (ready for reuse). */
 void rf_labs_free(rf_labs *labs);
 
 /*
@@ -264,6 +266,7 @@ void rf_labs_free(rf_labs *labs);
  * Appends one note to out.
  */
 int rf_note_parse(const char *name, const char *data, size_t len, const char *kind, rf_labs *out, rf_err *err);
+/* rf_note_parse of a whole file (more than RF_NOTE_MAX bytes: an error before reading). */
 int rf_note_read_file(const char *path, const char *kind, rf_labs *out, rf_err *err);
 
 #ifdef __cplusplus
