@@ -391,6 +391,44 @@ static void test_synthea(void)
     rf_labs_free(&L);
 }
 
+/* Hannover's labs come without units (and some CRPs as "-inf"): identified by name, never normalized. */
+static void test_hannover(void)
+{
+    static const char *const names[][2] = {{"CRP", "crp"}, {"D-dimer", "d_dimer"}, {"LDH", "ldh"},
+                                           {"Lymphocytes", "lymphocytes"}, {"Neutrophils", "neutrophils"},
+                                           {"pCO2", "pco2"}, {"pO2", "po2"}, {"Factor XII", "-"}};
+    char path[4096];
+    rf_labs L = {0};
+    rf_err err;
+    snprintf(path, sizeof path, "%s/tests/data/labs/hannover.csv", getenv("RADFUSE_SOURCE"));
+    CHECKF(rf_labs_read_file(path, RF_LABS_AUTO, &L, &err) == 0, "%s", err.msg);
+    CHECK(L.nlabs == 60 && L.nissues == 0);
+    int unknown = 0, infinite = 0;
+    for (size_t i = 0; i < L.nlabs; i++) {
+        const rf_lab *r = &L.labs[i];
+        const char *want = NULL;
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (!strcmp(r->name, names[k][0]))
+                want = names[k][1];
+        CHECKF(want && !strcmp(key_of(r), want), "%s: %s", r->source, key_of(r));
+        CHECK(!r->has_norm && r->z_source == RF_Z_NONE && !(r->flags & (RF_LAB_LOW | RF_LAB_HIGH)));
+        if (!strcmp(r->value_raw, "-inf")) { /* in the data: not a number radfuse accepts */
+            infinite++;
+            CHECK(!r->has_value && has_flag(r, "text-value"));
+            continue;
+        }
+        CHECK(r->has_value);
+        if (r->lab >= 0)
+            CHECK(has_flag(r, "missing-unit") && has_flag(r, "by-name"));
+        else {
+            unknown++;
+            CHECK(has_flag(r, "unknown-lab") && !has_flag(r, "missing-unit"));
+        }
+    }
+    CHECK(unknown > 0 && infinite > 0);
+    rf_labs_free(&L);
+}
+
 /* ---- CSV ------------------------------------------------------------------------------ */
 
 static const rf_lab *lab_at(const rf_labs *L, size_t i)
@@ -922,6 +960,7 @@ int main(void)
     test_textbook();
     test_times();
     test_synthea();
+    test_hannover();
     test_csv();
     test_fhir();
     test_hl7();

@@ -8,6 +8,8 @@ expected conversions from an independent reference.
   Observations (plus a blood-pressure panel with components, a
   DocumentReference, a DiagnosticReport and a Patient, which must be skipped)
   and as one HL7 v2.5.1 ORU^R01 message. Patient and encounter ids are left out.
+- hannover.csv: lab values of shared/data/hannover-covid-cxr by name, without
+  units (the source gives none).
 - synthea_expected.tsv: per row, the lab radfuse must identify (from this
   script's own LOINC table, not radfuse's), and the value in the lab's
   canonical unit computed with the UCUM reference implementation.
@@ -308,6 +310,21 @@ def main():
                               "", "", "", "", "F", "", "", hl7_time(r["DATE"])]))
     with open(os.path.join(OUT, "synthea.hl7"), "w", newline="") as f:
         f.write("\r".join(segs) + "\r")
+
+    # Hannover's COVID-19 labs: names and values, no units in the source (its README names none),
+    # so radfuse must identify them by name and flag every number missing-unit, never assume one
+    hann = list(csv.DictReader(open(os.path.join(args.shared, "hannover-covid-cxr", "data.csv"), newline="")))
+    names = {"crp": "CRP", "d-dimer": "D-dimer", "factor_xii": "Factor XII", "ldh": "LDH",
+             "lymphocytes": "Lymphocytes", "neutrophils": "Neutrophils", "pco2": "pCO2", "po2": "pO2"}
+    with open(os.path.join(OUT, "hannover.csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["code", "name", "value", "unit", "low", "high", "time"])
+        n = 0
+        for r in hann:
+            for col, name in names.items():
+                if r[col + "_val"] and n < 60:
+                    w.writerow(["", name, r[col + "_val"], "", "", "", ""])
+                    n += 1
 
     # unit factors from UCUM
     cases, meta = [], []
