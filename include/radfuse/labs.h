@@ -183,8 +183,8 @@ typedef struct rf_lab {
     char *range_unit;  /* unit of low/high when the source gave one different from unit_raw */
 
     /* normalized, in rf_lab_def_get(lab)->unit */
-    const char *unit;  /* canonical unit, or NULL when not converted */
-    bool has_norm;
+    const char *unit;  /* canonical unit when unit_raw converts to it (factor, offset valid), else NULL */
+    bool has_norm;     /* value_norm holds the value in it (a number was given and unit is set) */
     double value_norm;
     double factor, offset; /* value_norm = value * factor + offset */
     double molar_mass;     /* g/mol used for a mass <-> amount conversion, else 0 */
