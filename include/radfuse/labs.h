@@ -269,6 +269,39 @@ int rf_note_parse(const char *name, const char *data, size_t len, const char *ki
 /* rf_note_parse of a whole file (more than RF_NOTE_MAX bytes: an error before reading). */
 int rf_note_read_file(const char *path, const char *kind, rf_labs *out, rf_err *err);
 
+/* ---- lab tokens: what the fusion model embeds ------------------------------ */
+
+/*
+ * One lab as a token for the fusion model: its embedding is the lab's row of
+ * a code embedding table (lab) plus a linear map of features:
+ *   [0] tanh(z / 2): the z-like value squashed (the reference range maps to
+ *       about +-0.46, a CRP of 200 against 0-5 to 1), 0 without a value
+ *   [1] 1: a numeric value was given
+ *   [2] low, [3] high (RF_LAB_LOW / RF_LAB_HIGH), [4] critical
+ *   [5] censored (a comparator: the value is a bound)
+ *   [6] z from the population interval, not the record's own range
+ *   [7] age of the result: log1p(days before the reference time) / log(366),
+ *       clipped to [0, 1]; 1 when the result has no time, 0 when no
+ *       reference time is given
+ */
+#define RF_LAB_TOKEN_FEATURES 8
+typedef struct rf_lab_token {
+    int32_t lab;                           /* id in the lab table: the code embedding's row */
+    float features[RF_LAB_TOKEN_FEATURES]; /* the value embedding's input, as above */
+    size_t record;                         /* the record of labs it came from (for evidence) */
+} rf_lab_token;
+
+/*
+ * The tokens of labs: for every lab of the table, its latest numeric result
+ * (a number in a unit that converts, or a censored bound) taken at or before
+ * reference (NULL: no limit); results after the reference time are never
+ * used, results without a time only when the lab has no dated one; ties go to
+ * the later record. One token per lab, in lab-id order. Records of unknown
+ * labs or without a usable number give no token. *out is malloc'd (NULL and
+ * *n = 0 when there are none).
+ */
+int rf_lab_tokens(const rf_labs *labs, const rf_time *reference, rf_lab_token **out, size_t *n, rf_err *err);
+
 #ifdef __cplusplus
 }
 #endif
