@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "imaging/preprocess_internal.h"
+#include "runtime/fileio.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
 
@@ -321,34 +322,12 @@ static int load_timm(const ld *l, const cJSON *o, rf_preprocess_config *cfg)
 
 int rf_preprocess_config_load(const char *path, rf_preprocess_config *cfg, rf_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rf_err_set(err, RF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(CONFIG_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate a read buffer", path);
-    }
-    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
-    int read_error = ferror(f);
-    fclose(f);
-    if (read_error) {
-        free(buf);
-        return rf_err_set(err, RF_EIO, "%s: read error", path);
-    }
-    if (n > CONFIG_MAX_BYTES) {
-        free(buf);
-        return rf_err_set(err, RF_EFORMAT, "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
-    }
-    cJSON *root = cJSON_ParseWithLength(buf, n);
-    free(buf);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return rf_err_set(err, RF_EFORMAT, "%s: not a JSON object", path);
-    }
+    cJSON *root;
+    int rc = rf_json_read_object(path, CONFIG_MAX_BYTES, &root, err);
+    if (rc)
+        return rc;
     ld l = {.path = path, .prefix = "", .err = err};
     rf_preprocess_config tmp;
-    int rc;
     const cJSON *pc = get(root, "pretrained_cfg");
     if (pc) {
         l.prefix = "pretrained_cfg.";

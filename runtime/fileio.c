@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 /* write() until done; returns 0 or an errno. */
 static int write_all(int fd, const void *buf, size_t n)
@@ -144,4 +147,57 @@ int rf_write_file_atomic(const char *path, const void *data, size_t n, rf_err *e
     if (!rc)
         rc = rf_atomic_commit(&af, err);
     return rc;
+}
+
+int rf_read_file(const char *path, size_t max_bytes, char **data, size_t *size, rf_err *err)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return rf_err_set(err, RF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return rf_err_set(err, RF_EIO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return rf_err_set(err, RF_EFORMAT, "%s: larger than %zu bytes", path, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) {
+        free(buf);
+        return rf_err_set(err, RF_EIO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return RF_OK;
+}
+
+int rf_json_read_object(const char *path, size_t max_bytes, cJSON **root, rf_err *err)
+{
+    char *buf;
+    size_t n;
+    *root = NULL;
+    int rc = rf_read_file(path, max_bytes, &buf, &n, err);
+    if (rc)
+        return rc;
+    cJSON *r = cJSON_ParseWithLength(buf, n);
+    free(buf);
+    if (!r || !cJSON_IsObject(r)) {
+        cJSON_Delete(r);
+        return rf_err_set(err, RF_EFORMAT, "%s: not a JSON object", path);
+    }
+    *root = r;
+    return RF_OK;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "runtime/fileio.h"
 #include "runtime/model.h"
 
 #define CONFIG_MAX_BYTES (16 << 20)
@@ -391,33 +392,7 @@ static int cfg_load(config *c, const char *path, rf_err *err)
     c->root = NULL;
     c->path = path;
     c->err = err;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rf_err_set(err, RF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(CONFIG_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate a read buffer", path);
-    }
-    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
-    int read_error = ferror(f);
-    fclose(f);
-    if (read_error) {
-        free(buf);
-        return rf_err_set(err, RF_EIO, "%s: read error", path);
-    }
-    if (n > CONFIG_MAX_BYTES) {
-        free(buf);
-        return rf_err_set(err, RF_EFORMAT, "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
-    }
-    c->root = cJSON_ParseWithLength(buf, n);
-    free(buf);
-    if (!c->root || !cJSON_IsObject(c->root)) {
-        cJSON_Delete(c->root);
-        c->root = NULL;
-        return rf_err_set(err, RF_EFORMAT, "%s: not a JSON object", path);
-    }
-    return RF_OK;
+    return rf_json_read_object(path, CONFIG_MAX_BYTES, &c->root, err);
 }
 
 /* An integer key in [lo, hi]; absent keys take def, or fail when required. */

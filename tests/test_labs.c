@@ -916,8 +916,8 @@ static void test_files(void)
     rf_err err;
     snprintf(path, sizeof path, "%s/huge.txt", tmp);
     make_sparse(path, (off_t)100 << 20); /* a 100 MB note, without writing 100 MB */
-    CHECK(rf_note_read_file(path, "note", &L, &err) == RF_EFORMAT && strstr(err.msg, "more than"));
-    CHECK(rf_labs_read_file(path, RF_LABS_AUTO, &L, &err) == RF_EFORMAT && strstr(err.msg, "more than"));
+    CHECK(rf_note_read_file(path, "note", &L, &err) == RF_EFORMAT && strstr(err.msg, "larger than"));
+    CHECK(rf_labs_read_file(path, RF_LABS_AUTO, &L, &err) == RF_EFORMAT && strstr(err.msg, "larger than"));
     CHECK(strstr(err.msg, "huge.txt") != NULL);
     CHECK(rf_labs_read_file("/nonexistent/labs.csv", RF_LABS_AUTO, &L, &err) == RF_EIO);
     CHECK(L.nlabs == 0 && L.nnotes == 0);

@@ -13,6 +13,7 @@
 
 #include "text/clin_internal.h"
 #include "text/text_internal.h"
+#include "runtime/fileio.h"
 
 #define TABLE_MAX_BYTES ((size_t)16 << 20)
 #define TABLE_MAX_FIELDS 6
@@ -761,7 +762,7 @@ static int table_open(const char *dir, const char *name, table_reader *t, char *
         struct stat st;
         if (stat(path, &st) == 0) {
             size_t n;
-            int rc = text_read_file(path, TABLE_MAX_BYTES, owned, &n, err);
+            int rc = rf_read_file(path, TABLE_MAX_BYTES, owned, &n, err);
             if (rc)
                 return rc;
             size_t bad;

@@ -14,6 +14,7 @@
 
 #include "text/labs_internal.h"
 #include "text/text_internal.h"
+#include "runtime/fileio.h"
 
 /* ---- strings --------------------------------------------------------------- */
 
@@ -660,7 +661,7 @@ int rf_labs_read_file(const char *path, rf_labs_format fmt, rf_labs *out, rf_err
 {
     char *data;
     size_t n;
-    int rc = text_read_file(path, RF_LABS_FILE_MAX, &data, &n, err);
+    int rc = rf_read_file(path, RF_LABS_FILE_MAX, &data, &n, err);
     if (rc)
         return rc;
     rc = rf_labs_parse(path, data, n, fmt, out, err);
@@ -740,7 +741,7 @@ int rf_note_read_file(const char *path, const char *kind, rf_labs *out, rf_err *
 {
     char *data;
     size_t n;
-    int rc = text_read_file(path, RF_NOTE_MAX, &data, &n, err);
+    int rc = rf_read_file(path, RF_NOTE_MAX, &data, &n, err);
     if (rc)
         return rc;
     rc = rf_note_parse(path, data, n, kind, out, err);

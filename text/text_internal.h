@@ -13,12 +13,6 @@ uint64_t text_hash(const char *prefix, size_t plen, const char *s, size_t len);
 /* The id of prefix + s, or -1. */
 int32_t text_vocab_find(const rf_vocab *v, const char *prefix, size_t plen, const char *s, size_t len);
 
-/*
- * Reads a whole file of at most max_bytes into a malloc'd, NUL-terminated
- * buffer (*size excludes the NUL). Errors name the file.
- */
-int text_read_file(const char *path, size_t max_bytes, char **data, size_t *size, rf_err *err);
-
 /* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF);
  * on false, *bad is the offset of the first invalid byte. */
 bool text_utf8_valid(const char *s, size_t len, size_t *bad);

@@ -1,47 +1,5 @@
-/* Reading text inputs: whole files with a size cap, strict UTF-8 checks. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
+/* Strict UTF-8 checks for text inputs. */
 #include "text/text_internal.h"
-
-int text_read_file(const char *path, size_t max_bytes, char **data, size_t *size, rf_err *err)
-{
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rf_err_set(err, RF_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return rf_err_set(err, RF_EIO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        fclose(f);
-        return rf_err_set(err, RF_EFORMAT, "%s: %lld bytes, more than the %zu allowed", path, (long long)st.st_size,
-                          max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
-    }
-    size_t got = fread(buf, 1, n, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != n) {
-        free(buf);
-        return rf_err_set(err, RF_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    *data = buf;
-    *size = n;
-    return RF_OK;
-}
 
 bool text_utf8_valid(const char *text, size_t len, size_t *bad)
 {

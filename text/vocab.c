@@ -4,6 +4,7 @@
 
 #include "radfuse/text.h"
 #include "text/text_internal.h"
+#include "runtime/fileio.h"
 
 #define VOCAB_MAX_LINES (1 << 22)
 #define VOCAB_MAX_TOKEN 1024
@@ -86,7 +87,7 @@ int rf_vocab_load(const char *path, rf_vocab **out, rf_err *err)
     *out = NULL;
     size_t size;
     char *data;
-    int rc = text_read_file(path, (size_t)VOCAB_MAX_LINES * 64, &data, &size, err);
+    int rc = rf_read_file(path, (size_t)VOCAB_MAX_LINES * 64, &data, &size, err);
     if (rc)
         return rc;
     size_t bad;
