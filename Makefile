@@ -2,10 +2,11 @@
 #   make demo   install what is missing, build, run the demo
 #   make test   install what is missing, build with -Werror, run the whole suite,
 #               then again under AddressSanitizer + UndefinedBehaviorSanitizer with
-#               the Khronos validation layer on every Vulkan test (any message fails)
+#               the Khronos validation layer on every Vulkan test (any message fails),
+#               then the DICOM shim under libFuzzer for FUZZ_SECONDS (tests/fuzz/run.sh)
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test test-release test-sanitize bench bench-decode clean
+.PHONY: all deps build demo test test-release test-sanitize test-fuzz bench bench-decode clean
 
 all: build
 
@@ -19,7 +20,7 @@ build: deps
 demo: build
 	./build/radfuse demo --dir build/demo-vit-b16
 
-test: test-release test-sanitize
+test: test-release test-sanitize test-fuzz
 
 test-release: deps
 	cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADFUSE_WERROR=ON
@@ -32,6 +33,16 @@ test-sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  RADFUSE_VK_VALIDATION=1 ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
+# libFuzzer over rf_dicom_read_memory (clang; ASan + UBSan; docs/imaging.md, Fuzzing):
+# the regression inputs once, then FUZZ_SECONDS of fuzzing from the shared corpus.
+# Any crash, leak, timeout or OOM fails and prints the reproducer's path.
+FUZZ_SECONDS ?= 60
+test-fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRADFUSE_WERROR=ON -DRADFUSE_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_dicom
+	tests/fuzz/run.sh build-fuzz/fuzz_dicom $(FUZZ_SECONDS)
+
 bench: build
 	@scripts/install-deps.sh --bench
 	bench/run.sh
@@ -42,4 +53,4 @@ bench-decode: build
 	bench/decode.sh
 
 clean:
-	rm -rf build build-test build-asan
+	rm -rf build build-test build-asan build-fuzz

@@ -16,6 +16,7 @@ packages=(
   libzip-dev                              # DICOM .zip exports (libzip: archives read into memory)
   libutf8proc-dev                         # text: Unicode normalization and categories for the tokenizer
   libpng-dev libjpeg62-turbo-dev          # dicom export: PNG (libpng) and JPEG (libjpeg-turbo) writers
+  clang libclang-rt-14-dev llvm           # make test-fuzz: libFuzzer + ASan/UBSan runtimes, llvm-symbolizer
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)
