@@ -1043,6 +1043,70 @@ int fail(rf_err *err, int code, const char *path, const char *what)
     return rf_err_set(err, code, "%s: %s", path, what);
 }
 
+// Stored samples already in output order and width (monochrome or
+// interleaved color, 8/16/32 bits allocated, little-endian): one pass that
+// masks to BitsStored and sign-extends, which the compiler vectorizes (a
+// plain copy when nothing needs masking). The commonest case by far.
+template <typename T>
+void mask_extend(const uint8_t *raw, uint8_t *out, uint64_t n, T mask, T sign, bool is_signed)
+{
+    if (mask == (T)~(T)0) {
+        std::memcpy(out, raw, n * sizeof(T));
+        return;
+    }
+    T ext = is_signed ? (T)~mask : 0;
+    for (uint64_t i = 0; i < n; i++) {
+        T v;
+        std::memcpy(&v, raw + i * sizeof(T), sizeof(T));
+        v &= mask;
+        v |= (v & sign) ? ext : 0;
+        std::memcpy(out + i * sizeof(T), &v, sizeof(T));
+    }
+}
+
+void stored_values_fast(const uint8_t *raw, uint8_t *out, uint64_t samples, int ba, uint32_t mask, uint32_t sign,
+                        bool is_signed)
+{
+    switch (ba) {
+    case 8: mask_extend<uint8_t>(raw, out, samples, (uint8_t)mask, (uint8_t)sign, is_signed); break;
+    case 16: mask_extend<uint16_t>(raw, out, samples, (uint16_t)mask, (uint16_t)sign, is_signed); break;
+    default: mask_extend<uint32_t>(raw, out, samples, mask, sign, is_signed); break;
+    }
+}
+
+// Every other layout, one sample at a time: 1-bit data, YBR_FULL_422
+// (upsampled), planar color (interleaved), 32-bit big-endian words held as OW.
+void stored_values_generic(const uint8_t *raw, uint8_t *out, uint64_t samples, int ba, int out_bytes, uint32_t mask,
+                           uint32_t sign, bool is_signed, bool ybr_422, bool planar, bool swap_halves,
+                           uint64_t frame_px)
+{
+    sample_reader rd = {raw, ba};
+    for (uint64_t i = 0; i < samples; i++) {
+        // index of output sample i (interleaved) in the stored order
+        uint64_t at = i;
+        if (ybr_422) {
+            uint64_t px = i / 3, ch = i % 3, pair = px / 2;
+            at = ch == 0 ? pair * 4 + (px % 2) : pair * 4 + 1 + ch;
+        } else if (planar) {
+            uint64_t px = i / 3, ch = i % 3, f = px / frame_px, p = px % frame_px;
+            at = f * frame_px * 3 + ch * frame_px + p;
+        }
+        uint32_t v = rd.get(at);
+        if (swap_halves)
+            v = v >> 16 | v << 16;
+        v &= mask;
+        if (is_signed && (v & sign))
+            v |= ~mask;
+        switch (out_bytes) {
+        case 1: out[i] = (uint8_t)v; break;
+        case 2: out[2 * i] = (uint8_t)v; out[2 * i + 1] = (uint8_t)(v >> 8); break;
+        default:
+            out[4 * i] = (uint8_t)v; out[4 * i + 1] = (uint8_t)(v >> 8);
+            out[4 * i + 2] = (uint8_t)(v >> 16); out[4 * i + 3] = (uint8_t)(v >> 24);
+        }
+    }
+}
+
 int read_impl(const source &src, int flags, rf_dicom_image *img, rf_err *err)
 {
     std::call_once(codecs_once, register_codecs);
@@ -1297,34 +1361,13 @@ int read_impl(const source &src, int flags, rf_dicom_image *img, rf_err *err)
     if (!out)
         return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
                           (unsigned long long)decoded);
-    sample_reader rd = {raw, (int)ba};
     uint32_t mask = bs >= 32 ? 0xffffffffu : ((1u << bs) - 1u);
     uint32_t sign = 1u << (bs - 1);
-    uint64_t frame_px = (uint64_t)rows * (uint64_t)cols;
-    for (uint64_t i = 0; i < samples; i++) {
-        // index of output sample i (interleaved) in the stored order
-        uint64_t at = i;
-        if (ybr_422) {
-            uint64_t px = i / 3, ch = i % 3, pair = px / 2;
-            at = ch == 0 ? pair * 4 + (px % 2) : pair * 4 + 1 + ch;
-        } else if (spp == 3 && pc == 1) {
-            uint64_t px = i / 3, ch = i % 3, f = px / frame_px, p = px % frame_px;
-            at = f * frame_px * 3 + ch * frame_px + p;
-        }
-        uint32_t v = rd.get(at);
-        if (swap_halves)
-            v = v >> 16 | v << 16;
-        v &= mask;
-        if (pr == 1 && (v & sign))
-            v |= ~mask;
-        switch (out_bytes) {
-        case 1: out[i] = (uint8_t)v; break;
-        case 2: out[2 * i] = (uint8_t)v; out[2 * i + 1] = (uint8_t)(v >> 8); break;
-        default:
-            out[4 * i] = (uint8_t)v; out[4 * i + 1] = (uint8_t)(v >> 8);
-            out[4 * i + 2] = (uint8_t)(v >> 16); out[4 * i + 3] = (uint8_t)(v >> 24);
-        }
-    }
+    if (!ybr_422 && !(spp == 3 && pc == 1) && !swap_halves && ba != 1)
+        stored_values_fast(raw, out, samples, (int)ba, mask, sign, pr == 1);
+    else
+        stored_values_generic(raw, out, samples, (int)ba, out_bytes, mask, sign, pr == 1, ybr_422,
+                              spp == 3 && pc == 1, swap_halves, (uint64_t)rows * (uint64_t)cols);
     if (spp == 3 && (ybr_full || ybr_422))
         ybr_to_rgb(out, pixels);
     img->pixels = out;
