@@ -4,7 +4,12 @@
  * fixed it). Each is read through rf_dicom_read_memory and through
  * rf_dicom_read from a temporary copy, with pixels and attributes only, and
  * must give a clean result: ok, or an error of one line naming the source with
- * nothing left allocated; both ways must agree.
+ * nothing left allocated; both ways must agree. Each is also read by the
+ * DICOMDIR reader (imaging/dicomdir_shim.cpp, which parses through the same
+ * stream): as a file called DICOMDIR (read as one when its meta header says
+ * so) and as the entry DICOMDIR of a zip archive (always read as one, from
+ * memory), through rf_inputs_collect and rf_inputs_read; every item must read
+ * or fail with one line naming it.
  *
  * Each file runs in a child process with a wall-clock limit (alarm), so that a
  * hang fails the test instead of hanging CI and a crash fails it instead of
@@ -18,13 +23,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zip.h>
 
+#include "radfuse/dicom_input.h"
 #include "radfuse/imaging.h"
 #include "tests/testutil.h"
 
-#define FILE_SECONDS 30 /* per file, all four reads; the slowest takes milliseconds */
+#define FILE_SECONDS 30 /* per file, all six reads; the slowest takes milliseconds */
 
 /* Read by AddressSanitizer at start-up (unused elsewhere); ASAN_OPTIONS adds to it. */
 const char *__asan_default_options(void);
@@ -59,6 +67,69 @@ static int check_result(const char *what, const char *source, int rc, rf_dicom_i
     return rc;
 }
 
+/* path through the input layer: every item read, each error one line naming the item. */
+static void check_inputs(const char *what, const char *path)
+{
+    rf_inputs *in = NULL;
+    rf_err err;
+    memset(&err, 0, sizeof err);
+    const char *paths[] = {path};
+    int rc = rf_inputs_collect(paths, 1, NULL, &in, &err);
+    CHECKF(rc == RF_OK, "%s: collect failed: %s", what, err.msg);
+    if (rc)
+        return;
+    for (size_t i = 0; i < rf_inputs_count(in); i++) {
+        const rf_input *it = rf_inputs_at(in, i);
+        size_t n = strlen(it->name);
+        if (it->kind == RF_INPUT_ERROR)
+            CHECKF(strncmp(it->error, it->name, n) == 0 && !strchr(it->error, '\n'), "%s: error item '%s'", what,
+                   it->error);
+        rf_dicom_image img;
+        memset(&err, 0, sizeof err);
+        if (rf_inputs_read(in, i, RF_DICOM_PIXELS | RF_DICOM_NO_PIXELS_OK, &img, &err)) {
+            CHECKF(strncmp(err.msg, it->name, n) == 0 && err.msg[n] == ':' && !strchr(err.msg, '\n'),
+                   "%s: %s: error '%s'", what, it->name, err.msg);
+            CHECKF(no_allocation(&img), "%s: %s: failed read left an allocation", what, it->name);
+        }
+        rf_dicom_image_free(&img);
+        if (test_verbose())
+            fprintf(stderr, "%s: %s: kind %d, %ld records%s%s\n", what, it->name, (int)it->kind, it->records,
+                    it->error ? ": " : "", it->error ? it->error : "");
+    }
+    rf_inputs_free(in);
+}
+
+/* data as tmp/NAME.d/DICOMDIR and as the entry DICOMDIR of tmp/NAME.zip, each read through the input layer. */
+static void run_dicomdir(const char *name, const char *tmp, const char *data, size_t n)
+{
+    char dir[4608], file[4700], zpath[4608], what[600];
+    snprintf(dir, sizeof dir, "%s/%s.d", tmp, name);
+    snprintf(file, sizeof file, "%s/DICOMDIR", dir);
+    snprintf(zpath, sizeof zpath, "%s/%s.zip", tmp, name);
+    CHECKF(mkdir(dir, 0700) == 0, "%s: mkdir failed", dir);
+    test_write_file(file, data, n);
+    snprintf(what, sizeof what, "%s (DICOMDIR file)", name);
+    check_inputs(what, file);
+    unlink(file);
+    rmdir(dir);
+
+    int zerr = 0;
+    zip_t *za = zip_open(zpath, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+    zip_source_t *src = za ? zip_source_buffer(za, data, n, 0) : NULL;
+    int added = src && zip_file_add(za, "DICOMDIR", src, 0) >= 0;
+    if (src && !added)
+        zip_source_free(src);
+    int closed = za && zip_close(za) == 0;
+    if (za && !closed)
+        zip_discard(za); /* zip_close frees the archive only when it succeeds */
+    int ok = added && closed;
+    CHECKF(ok, "%s: cannot write the zip", zpath);
+    snprintf(what, sizeof what, "%s (DICOMDIR zip entry)", name);
+    if (ok)
+        check_inputs(what, zpath);
+    unlink(zpath);
+}
+
 /* The child's work for one file; exit status 0 when every check passed. */
 static int run_file(const char *dir, const char *name, const char *tmp)
 {
@@ -91,8 +162,9 @@ static int run_file(const char *dir, const char *name, const char *tmp)
         if (test_verbose())
             fprintf(stderr, "%s (flags %d): %s\n", name, flags, rc_m ? err_m.msg : "ok");
     }
-    free(data);
     unlink(copy);
+    run_dicomdir(name, tmp, data, n);
+    free(data);
     return test_failures ? 1 : 0;
 }
 
@@ -148,6 +220,8 @@ int main(void)
         free(names[i]);
     }
     rmdir(tmp);
-    printf("%zu fuzz regression inputs, each through memory and file, with and without pixels\n", count);
+    printf("%zu fuzz regression inputs, each through memory and file, with and without pixels, and as a DICOMDIR "
+           "file and zip entry\n",
+           count);
     return test_finish("test_dicom_fuzz_regressions");
 }

@@ -1004,6 +1004,83 @@ static void test_zip(const char *root)
     free(zdir);
 }
 
+/* ---- DICOMDIRs that tripped DCMTK (tests/data/fuzz-regressions; the
+ * allocation cap and leak checks are in test_dicom_fuzz_regressions) ---- */
+
+static char *regression_file(const char *name, size_t *n)
+{
+    const char *src = getenv("RADFUSE_SOURCE");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/fuzz-regressions/%s", src && *src ? src : ".", name);
+    char *d = test_read_file(path, n);
+    CHECKF(d != NULL, "%s: cannot read", path);
+    return d;
+}
+
+static void test_dicomdir_dcmtk_guards(void)
+{
+    char *ddir = path_join(tmp, "long-type"), *dd = path_join(ddir, "DICOMDIR");
+    char *zpath = path_join(tmp, "long-type.zip"), *hpath = path_join(tmp, "huge-length.zip");
+    mkdirs(ddir);
+    size_t n, hn;
+    char *data = regression_file("dicomdir-record-type-40-chars.dcm", &n);
+    char *huge = regression_file("dicomdir-declared-length-4gib.dcm", &hn);
+    if (!data || !huge)
+        goto done;
+
+    /* a 40-character DirectoryRecordType (DCMTK's DcmDirectoryRecord throws on
+     * it): read as plain items, its one record and its file found missing */
+    test_write_file(dd, data, n);
+    const char *p1[] = {dd};
+    rf_inputs *in = collect(p1, 1, NULL);
+    long at = find(in, dd);
+    CHECKF(at >= 0 && rf_inputs_at(in, (size_t)at)->kind == RF_INPUT_DICOMDIR &&
+               rf_inputs_at(in, (size_t)at)->records == 1 && rf_inputs_at(in, (size_t)at)->referenced == 1 &&
+               rf_inputs_at(in, (size_t)at)->missing == 1 && count_kind(in, RF_INPUT_ERROR) == 1,
+           "long record type (file): %ld, %zu items", at, rf_inputs_count(in));
+    rf_inputs_free(in);
+
+    zip_t *za = zip_new(zpath);
+    zip_put(za, "export/DICOMDIR", data, n, ZIP_CM_DEFLATE);
+    zip_done(za);
+    const char *p2[] = {zpath};
+    in = collect(p2, 1, NULL);
+    at = find_entry(in, zpath, "export/DICOMDIR");
+    CHECKF(at >= 0 && rf_inputs_at(in, (size_t)at)->kind == RF_INPUT_DICOMDIR &&
+               rf_inputs_at(in, (size_t)at)->records == 1 && rf_inputs_at(in, (size_t)at)->referenced == 1 &&
+               rf_inputs_at(in, (size_t)at)->missing == 1 && find_entry(in, zpath, "export/IM1") >= 0,
+           "long record type (zip entry)");
+    rf_inputs_free(in);
+
+    /* an element declaring 0xFFFFFFF0 bytes in a DICOMDIR read from memory:
+     * not a DICOMDIR it can list, so left to the reader, which fails in one line */
+    za = zip_new(hpath);
+    zip_put(za, "DICOMDIR", huge, hn, ZIP_CM_STORE);
+    zip_done(za);
+    const char *p3[] = {hpath};
+    in = collect(p3, 1, NULL);
+    at = find_entry(in, hpath, "DICOMDIR");
+    CHECKF(at >= 0 && rf_inputs_at(in, (size_t)at)->kind == RF_INPUT_ZIP_ENTRY && rf_inputs_count(in) == 1,
+           "huge declared length (zip entry): %zu items", rf_inputs_count(in));
+    if (at >= 0) {
+        rf_dicom_image img;
+        rf_err err;
+        const char *name = rf_inputs_at(in, (size_t)at)->name;
+        int rc = rf_inputs_read(in, (size_t)at, RF_DICOM_ATTRS, &img, &err);
+        CHECKF(rc == RF_EFORMAT && strncmp(err.msg, name, strlen(name)) == 0 && !strchr(err.msg, '\n'),
+               "huge declared length: %d %s", rc, rc ? err.msg : "read");
+        rf_dicom_image_free(&img);
+    }
+    rf_inputs_free(in);
+done:
+    free(data);
+    free(huge);
+    free(dd);
+    free(ddir);
+    free(zpath);
+    free(hpath);
+}
+
 int main(void)
 {
     char root[1024];
@@ -1014,6 +1091,7 @@ int main(void)
     test_dicomdir_corpus(root);
     test_dicomdir_hostile(root);
     test_zip(root);
+    test_dicomdir_dcmtk_guards();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0)

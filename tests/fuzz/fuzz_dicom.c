@@ -5,12 +5,16 @@
  * as `radfuse dicom ls` does with a file. Built only in the RADFUSE_FUZZ
  * configuration (clang, -fsanitize=fuzzer,address,undefined); `make test-fuzz`
  * runs it. A failed read must leave no allocation and one line in err.
+ * The same bytes then go to the DICOMDIR reader (imaging/dicomdir_shim.cpp,
+ * as for a zip entry called DICOMDIR): it parses through the same stream but
+ * walks the Directory Record Sequence the image reader ignores.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "imaging/input_internal.h"
 #include "radfuse/imaging.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,5 +38,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     rf_dicom_image_free(&img);
+
+    dicomdir_refs refs;
+    memset(&err, 0, sizeof err);
+    if (dicomdir_read("fuzz", NULL, data, size, &refs, &err)) {
+        if (refs.file_ids || refs.count || strncmp(err.msg, "fuzz: ", 6) != 0 || strchr(err.msg, '\n'))
+            abort();
+    } else if (refs.count > (size_t)refs.records) {
+        abort();
+    }
+    dicomdir_refs_free(&refs);
     return 0;
 }
