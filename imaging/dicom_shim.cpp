@@ -32,6 +32,11 @@
 
 #include <openjpeg.h>
 
+#include <csetjmp>
+#include <cstdio>
+// libjpeg-turbo (Debian's libjpeg62-turbo-dev); jpeglib.h needs FILE and size_t first
+#include <jpeglib.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -507,6 +512,119 @@ bool j2k_frame_items(DcmPixelSequence *seq, long frames, std::vector<unsigned lo
     return *why = "fragments cannot be assigned to frames (no offset table)", false;
 }
 
+// Frame f's compressed stream: its fragments (items start[f] .. start[f+1]-1),
+// in place when there is one, else concatenated into buf. False when a
+// fragment cannot be read.
+bool frame_stream(DcmPixelSequence *seq, const std::vector<unsigned long> &start, long f, std::vector<uint8_t> &buf,
+                  const uint8_t **data, size_t *size)
+{
+    unsigned long a = start[(size_t)f], b = start[(size_t)f + 1];
+    *data = NULL;
+    *size = 0;
+    buf.clear();
+    for (unsigned long k = a; k < b; k++) {
+        DcmPixelItem *it = NULL;
+        Uint8 *p = NULL;
+        if (seq->getItem(it, k).bad() || !it)
+            return false;
+        Uint32 len = it->getLength();
+        if (len == 0)
+            continue;
+        if (it->getUint8Array(p).bad() || !p)
+            return false;
+        if (b - a == 1)
+            *data = p, *size = len;
+        else
+            buf.insert(buf.end(), p, p + len);
+    }
+    if (b - a > 1)
+        *data = buf.data(), *size = buf.size();
+    return true;
+}
+
+// libjpeg-turbo's errors end the frame through longjmp; its warnings (corrupt
+// data it recovers from, as DCMTK's decoder also does) are dropped.
+struct turbo_error {
+    jpeg_error_mgr mgr;
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+};
+
+void turbo_fail(j_common_ptr cinfo)
+{
+    turbo_error *e = (turbo_error *)cinfo->err;
+    cinfo->err->format_message(cinfo, e->msg);
+    longjmp(e->jump, 1);
+}
+
+void turbo_quiet(j_common_ptr, int) {}
+
+enum { TURBO_OK = 0, TURBO_NOT_MINE = -1, TURBO_ERROR = -2 };
+
+// One frame into rows x cols bytes at frame. TURBO_NOT_MINE when the stream is
+// not an 8-bit one-component image of that size; TURBO_ERROR with libjpeg's
+// message in msg. (Its own function: setjmp must not see the callers' loops.)
+int turbo_frame(const uint8_t *data, size_t size, long rows, long cols, uint8_t *frame, char *msg)
+{
+    jpeg_decompress_struct cinfo;
+    turbo_error jerr;
+    cinfo.err = jpeg_std_error(&jerr.mgr);
+    jerr.mgr.error_exit = turbo_fail;
+    jerr.mgr.emit_message = turbo_quiet;
+    jpeg_create_decompress(&cinfo);
+    if (setjmp(jerr.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        std::snprintf(msg, JMSG_LENGTH_MAX, "%s", jerr.msg);
+        return TURBO_ERROR;
+    }
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.num_components != 1 || cinfo.data_precision != 8 || (long)cinfo.image_width != cols ||
+        (long)cinfo.image_height != rows) {
+        jpeg_destroy_decompress(&cinfo);
+        return TURBO_NOT_MINE;
+    }
+    cinfo.dct_method = JDCT_ISLOW;
+    cinfo.out_color_space = JCS_GRAYSCALE;
+    jpeg_start_decompress(&cinfo);
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = frame + (size_t)cinfo.output_scanline * (size_t)cols;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return TURBO_OK;
+}
+
+// 8-bit grayscale JPEG baseline/extended frames through libjpeg-turbo (SIMD;
+// JDCT_ISLOW gives the values DCMTK's IJG codec gives, bit for bit: see
+// tests/test_dicom_jpeg.c). Returns TURBO_NOT_MINE when the first frame is
+// not an 8-bit one-component stream of the image's size, or libjpeg-turbo
+// cannot read it, so that DCMTK decodes the file as before (and reports its
+// own reason); else TURBO_OK or an error naming the frame.
+int turbo_decode(const char *path, DcmPixelSequence *seq, const std::vector<unsigned long> &start, long rows,
+                 long cols, long frames, uint8_t *out, rf_err *err)
+{
+    std::vector<uint8_t> buf;
+    char msg[JMSG_LENGTH_MAX];
+    for (long f = 0; f < frames; f++) {
+        const uint8_t *data = NULL;
+        size_t size = 0;
+        if (!frame_stream(seq, start, f, buf, &data, &size))
+            return rf_err_set(err, RF_EFORMAT, "%s: JPEG frame %ld: unreadable fragment", path, f);
+        int rc = data && size >= 4 ? turbo_frame(data, size, rows, cols, out + (size_t)f * (size_t)rows * (size_t)cols, msg)
+                                   : TURBO_NOT_MINE;
+        if (rc != TURBO_OK && f == 0)
+            return TURBO_NOT_MINE;
+        if (rc == TURBO_NOT_MINE)
+            return rf_err_set(err, RF_EFORMAT, "%s: JPEG frame %ld is not like frame 0 (size, components or precision)",
+                              path, f);
+        if (rc == TURBO_ERROR)
+            return rf_err_set(err, RF_EFORMAT, "%s: JPEG frame %ld: %s", path, f, msg);
+    }
+    return TURBO_OK;
+}
+
 // Decodes every frame into the interleaved stored-value layout; sets img's pixel fields.
 int j2k_decode(const char *path, DcmPixelSequence *seq, const std::vector<unsigned long> &start, long rows,
                long cols, long frames, long spp, long bs, long pr, int out_bytes, uint64_t decoded,
@@ -522,36 +640,12 @@ int j2k_decode(const char *path, DcmPixelSequence *seq, const std::vector<unsign
     std::vector<uint8_t> buf;
     int rc = RF_OK;
     for (long f = 0; f < frames && rc == RF_OK; f++) {
-        // the frame's codestream: its fragments, concatenated
         const uint8_t *data = NULL;
         size_t size = 0;
-        unsigned long a = start[(size_t)f], b = start[(size_t)f + 1];
-        buf.clear();
-        for (unsigned long k = a; k < b; k++) {
-            DcmPixelItem *it = NULL;
-            Uint8 *p = NULL;
-            Uint32 len = 0;
-            if (seq->getItem(it, k).bad() || !it) {
-                rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: unreadable fragment", path, f);
-                break;
-            }
-            len = it->getLength();
-            if (len == 0)
-                continue;
-            if (it->getUint8Array(p).bad() || !p) {
-                rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: unreadable fragment", path, f);
-                break;
-            }
-            if (b - a == 1) {
-                data = p, size = len;
-            } else {
-                buf.insert(buf.end(), p, p + len);
-            }
-        }
-        if (rc)
+        if (!frame_stream(seq, start, f, buf, &data, &size)) {
+            rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: unreadable fragment", path, f);
             break;
-        if (b - a > 1)
-            data = buf.data(), size = buf.size();
+        }
         if (!data || size < 12) {
             rc = rf_err_set(err, RF_EFORMAT, "%s: JPEG 2000 frame %ld: empty or truncated codestream", path, f);
             break;
@@ -787,7 +881,8 @@ template <typename T>
 void mask_extend(const uint8_t *raw, uint8_t *out, uint64_t n, T mask, T sign, bool is_signed)
 {
     if (mask == (T)~(T)0) {
-        std::memcpy(out, raw, n * sizeof(T));
+        if (out != raw) // in place: nothing to do
+            std::memcpy(out, raw, n * sizeof(T));
         return;
     }
     T ext = is_signed ? (T)~mask : 0;
@@ -1032,6 +1127,33 @@ int read_impl(const source &src, int flags, rf_dicom_image *img, rf_err *err)
                               xf.getXferName());
         if (!(flags & RF_DICOM_PIXELS))
             return RF_OK;
+        bool lossy8 = (xfer == EXS_JPEGProcess1 || xfer == EXS_JPEGProcess2_4) && ba == 8 && spp == 1;
+        if (lossy8 && !(flags & RF_DICOM_DCMTK_JPEG)) {
+            DcmPixelSequence *seq = NULL;
+            std::vector<unsigned long> start;
+            const char *why = NULL;
+            if (OFstatic_cast(DcmPixelData *, pix)->getEncapsulatedRepresentation(xfer, NULL, seq).good() && seq &&
+                j2k_frame_items(seq, frames, start, &why)) {
+                uint8_t *out = (uint8_t *)std::malloc(decoded ? decoded : 1);
+                if (!out)
+                    return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
+                                      (unsigned long long)decoded);
+                int rc = turbo_decode(path, seq, start, rows, cols, frames, out, err);
+                if (rc == TURBO_OK) {
+                    // BitsStored < 8: masked and sign-extended in place, as every path does
+                    stored_values_fast(out, out, samples, 8, bs >= 8 ? 0xffu : (1u << bs) - 1u, 1u << (bs - 1),
+                                       pr == 1);
+                    img->pixels = out;
+                    img->pixels_size = decoded;
+                    img->sample_bytes = 1;
+                    img->out_samples = 1;
+                    return RF_OK;
+                }
+                std::free(out);
+                if (rc != TURBO_NOT_MINE)
+                    return rc;
+            }
+        }
         c = ds->chooseRepresentation(EXS_LittleEndianExplicit, NULL);
         if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
             return rf_err_set(err, RF_EFORMAT, "%s: cannot decode the %s pixel data: %s", path, xf.getXferName(),

@@ -118,6 +118,7 @@ enum {
     RF_DICOM_ATTRS = 0,  /* attributes only: pixel data is checked but not decoded */
     RF_DICOM_PIXELS = 1, /* also decode every frame into pixels */
     RF_DICOM_NO_PIXELS_OK = 2, /* an instance without Pixel Data (SR, PR, KO...) reads with has_pixel_data 0 */
+    RF_DICOM_DCMTK_JPEG = 4,   /* 8-bit grayscale JPEG through DCMTK's own codec, not libjpeg-turbo (same values) */
 };
 
 /*
