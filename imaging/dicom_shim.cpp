@@ -512,6 +512,18 @@ bool j2k_frame_items(DcmPixelSequence *seq, long frames, std::vector<unsigned lo
     return *why = "fragments cannot be assigned to frames (no offset table)", false;
 }
 
+// The buffer for decoded values (never a zero-byte malloc).
+uint8_t *alloc_pixels(uint64_t decoded)
+{
+    return (uint8_t *)std::malloc(decoded ? decoded : 1);
+}
+
+// The bits of a sample that hold its value: BitsStored of them (1..32).
+uint32_t stored_mask(long bs)
+{
+    return bs >= 32 ? 0xffffffffu : ((1u << bs) - 1u);
+}
+
 // Frame f's compressed stream: its fragments (items start[f] .. start[f+1]-1),
 // in place when there is one, else concatenated into buf. False when a
 // fragment cannot be read.
@@ -630,12 +642,11 @@ int j2k_decode(const char *path, DcmPixelSequence *seq, const std::vector<unsign
                long cols, long frames, long spp, long bs, long pr, int out_bytes, uint64_t decoded,
                rf_dicom_image *img, rf_err *err)
 {
-    uint8_t *out = (uint8_t *)std::malloc(decoded ? decoded : 1);
+    uint8_t *out = alloc_pixels(decoded);
     if (!out)
         return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
                           (unsigned long long)decoded);
-    uint32_t mask = bs >= 32 ? 0xffffffffu : ((1u << bs) - 1u);
-    uint32_t sign = 1u << (bs - 1);
+    uint32_t mask = stored_mask(bs), sign = 1u << (bs - 1);
     uint64_t frame_px = (uint64_t)rows * (uint64_t)cols;
     std::vector<uint8_t> buf;
     int rc = RF_OK;
@@ -1134,14 +1145,14 @@ int read_impl(const source &src, int flags, rf_dicom_image *img, rf_err *err)
             const char *why = NULL;
             if (OFstatic_cast(DcmPixelData *, pix)->getEncapsulatedRepresentation(xfer, NULL, seq).good() && seq &&
                 j2k_frame_items(seq, frames, start, &why)) {
-                uint8_t *out = (uint8_t *)std::malloc(decoded ? decoded : 1);
+                uint8_t *out = alloc_pixels(decoded);
                 if (!out)
                     return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
                                       (unsigned long long)decoded);
                 int rc = turbo_decode(path, seq, start, rows, cols, frames, out, err);
                 if (rc == TURBO_OK) {
                     // BitsStored < 8: masked and sign-extended in place, as every path does
-                    stored_values_fast(out, out, samples, 8, bs >= 8 ? 0xffu : (1u << bs) - 1u, 1u << (bs - 1),
+                    stored_values_fast(out, out, samples, 8, stored_mask(bs), 1u << (bs - 1),
                                        pr == 1);
                     img->pixels = out;
                     img->pixels_size = decoded;
@@ -1207,12 +1218,11 @@ int read_impl(const source &src, int flags, rf_dicom_image *img, rf_err *err)
     // a big-endian file's 32-bit samples held as OW: DCMTK swapped 16-bit words, not 32-bit ones
     bool swap_halves = ba == 32 && pix->getVR() == EVR_OW && xfer == EXS_BigEndianExplicit;
 
-    uint8_t *out = (uint8_t *)std::malloc(decoded ? decoded : 1);
+    uint8_t *out = alloc_pixels(decoded);
     if (!out)
         return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate %llu bytes for the pixels", path,
                           (unsigned long long)decoded);
-    uint32_t mask = bs >= 32 ? 0xffffffffu : ((1u << bs) - 1u);
-    uint32_t sign = 1u << (bs - 1);
+    uint32_t mask = stored_mask(bs), sign = 1u << (bs - 1);
     if (!ybr_422 && !(spp == 3 && pc == 1) && !swap_halves && ba != 1)
         stored_values_fast(raw, out, samples, (int)ba, mask, sign, pr == 1);
     else
