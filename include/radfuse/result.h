@@ -30,16 +30,19 @@ extern "C" {
  * minor for added optional fields, major for anything a reader must know. */
 #define RF_RESULT_SCHEMA_VERSION "1.0"
 
-/* The kinds of input a fusion model takes; names "image", "text", "labs", "prior". */
-typedef enum rf_input_kind {
-    RF_INPUT_IMAGE = 0,
-    RF_INPUT_TEXT,
-    RF_INPUT_LABS,
-    RF_INPUT_PRIOR,
-    RF_INPUT_KIND_COUNT
-} rf_input_kind;
+/* The kinds of input (modalities) a fusion model takes; names "image",
+ * "text", "labs", "prior". (Not dicom_input.h's rf_input_kind, which says
+ * what a DICOM input item is.) */
+typedef enum rf_modality {
+    RF_MODALITY_IMAGE = 0,
+    RF_MODALITY_TEXT,
+    RF_MODALITY_LABS,
+    RF_MODALITY_PRIOR,
+    RF_MODALITY_COUNT
+} rf_modality;
 
-const char *rf_input_kind_name(rf_input_kind k);
+/* "image", "text", "labs", "prior"; "?" out of range. */
+const char *rf_modality_name(rf_modality k);
 
 /* One image instance (frame) of the study or of the prior study: used by the
  * model, or skipped with the reason. */
@@ -91,7 +94,7 @@ typedef struct rf_result_finding {
     int positive;              /* probability >= threshold */
     /* Share of the attribution carried by each input kind (sums to 1 over
      * the kinds used; 0 for kinds not used or when no saliency was run). */
-    double input_weight[RF_INPUT_KIND_COUNT];
+    double input_weight[RF_MODALITY_COUNT];
     rf_result_map *maps;       /* one per used image, in images[] order; NULL when no saliency */
     size_t nmaps;
     rf_result_span *spans;     /* by decreasing |weight|; NULL when no text or no saliency */
@@ -149,7 +152,7 @@ typedef struct rf_read_result {
     size_t nnotes;
     rf_result_lab *labs;
     size_t nlabs;
-    int inputs_used[RF_INPUT_KIND_COUNT]; /* 1 where the model had that input, 0 where its "absent" token stood in */
+    int inputs_used[RF_MODALITY_COUNT]; /* 1 where the model had that input, 0 where its "absent" token stood in */
 
     rf_result_finding *findings; /* by decreasing probability */
     size_t nfindings;
