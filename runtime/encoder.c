@@ -124,6 +124,11 @@ typedef struct pass {
     int64_t B, T;
     int64_t H, W, gh, gw; /* vision */
     rf_tensor pixels, ids, types, mask; /* absent ones have data == NULL */
+    /* block inputs asked for by rf_model_inputs.capture_blocks: blocks
+     * capture_from.. are copied into capture [(layers - from) * B * T, C]
+     * (adding the zero row [1, C]: the backends have no copy) */
+    int capture_from;
+    rf_tensor capture, zero_row;
 } pass;
 
 static int prepare_vision(rf_model *m, const rf_tensor *px, pass *p, rf_err *err)
@@ -322,9 +327,15 @@ static int run_pass(rf_model *m, const pass *p, results *r, rf_err *err)
         (rc = alloc2(m, &tmp, B, C, err)))
         return rc;
     const rf_tensor *mask = p->mask.data ? &p->mask : NULL;
-    for (int i = 0; i < m->info.layers; i++)
+    for (int i = 0; i < m->info.layers; i++) {
+        if (p->capture.data && i >= p->capture_from) {
+            rf_tensor dst = view2(&p->capture, (i - p->capture_from) * N, N, C, C);
+            if ((rc = o->add(m->be, &dst, &x, &p->zero_row, err)))
+                return rc;
+        }
         if ((rc = block_forward(m, &m->blocks[i], &x, B, T, mask, &normed, &qkv, &att, &hidden, err)))
             return rc;
+    }
     if (m->final_ln_g.data && (rc = o->layernorm(m->be, &x, &x, &m->final_ln_g, &m->final_ln_b, m->eps, err)))
         return rc;
     r->hidden = x;
@@ -390,18 +401,57 @@ int rf_model_forward(rf_model *m, const rf_model_inputs *in, rf_model_outputs *o
     pass p;
     memset(&p, 0, sizeof p);
     int rc = vision ? prepare_vision(m, in->pixel_values, &p, err) : prepare_text(m, in, &p, err);
-    if (rc || (rc = OPS(m)->begin(m->be, err)))
+    if (rc)
         return rc;
+    /* captured block inputs live in a buffer of their own, outside the
+     * arena, so that passes without capture need no more memory */
+    rf_buffer *capture_buf = NULL;
+    int ncap = in->capture_blocks < m->info.layers ? in->capture_blocks : m->info.layers;
+    int64_t C = m->info.hidden;
+    if (ncap > 0) {
+        int64_t rows = (int64_t)ncap * p.B * p.T, zshape[2] = {1, C}, cshape[2] = {rows, C};
+        void *base;
+        float *zeros = calloc((size_t)C, sizeof(float));
+        if (!zeros)
+            return rf_err_set(err, RF_ENOMEM, "cannot allocate the block capture");
+        rc = OPS(m)->buffer_alloc(m->be, (size_t)((rows + 1) * C) * sizeof(float) + 128, &capture_buf, &base, err);
+        if (!rc) {
+            p.zero_row = rf_tensor_make(RF_F32, base, 2, zshape);
+            /* rows start 64-byte aligned, as arena tensors do */
+            p.capture = rf_tensor_make(RF_F32, (uint8_t *)base + ((C * sizeof(float) + 63) & ~(size_t)63), 2,
+                                       cshape);
+            p.capture_from = m->info.layers - ncap;
+            rc = OPS(m)->upload(m->be, &p.zero_row, zeros, err);
+        }
+        free(zeros);
+    }
+    if (rc || (rc = OPS(m)->begin(m->be, err))) {
+        if (capture_buf)
+            OPS(m)->buffer_free(m->be, capture_buf);
+        return rc;
+    }
     results r;
     memset(&r, 0, sizeof r);
     rc = run_pass(m, &p, &r, err);
     if (rc) {
         OPS(m)->end(m->be, 0, NULL);
+        if (capture_buf)
+            OPS(m)->buffer_free(m->be, capture_buf);
         return rc;
     }
-    if ((rc = OPS(m)->end(m->be, 1, err)))
+    if ((rc = OPS(m)->end(m->be, 1, err))) {
+        if (capture_buf)
+            OPS(m)->buffer_free(m->be, capture_buf);
         return rc;
-    int64_t C = m->info.hidden, hshape[3] = {p.B, p.T, C}, pshape[2] = {p.B, C},
+    }
+    if (capture_buf) {
+        int64_t cshape4[4] = {ncap, p.B, p.T, C};
+        rc = download(m, &p.capture, 4, cshape4, &out->block_inputs, err);
+        OPS(m)->buffer_free(m->be, capture_buf);
+        if (rc)
+            return rc;
+    }
+    int64_t hshape[3] = {p.B, p.T, C}, pshape[2] = {p.B, C},
             lshape[2] = {p.B, m->info.num_classes};
     rc = download(m, &r.hidden, 3, hshape, &out->last_hidden_state, err);
     if (!rc && r.pooled.data)
@@ -418,5 +468,6 @@ void rf_model_outputs_free(rf_model_outputs *out)
     free(out->last_hidden_state.data);
     free(out->pooler_output.data);
     free(out->logits.data);
+    free(out->block_inputs.data);
     memset(out, 0, sizeof *out);
 }

@@ -230,6 +230,12 @@ typedef struct rf_model_inputs {
     const rf_tensor *input_ids;      /* i32 [B, T] */
     const rf_tensor *attention_mask; /* i32 [B, T], optional */
     const rf_tensor *token_type_ids; /* i32 [B, T], optional */
+    /* Optional (0: none): return the hidden state entering each of the last
+     * capture_blocks blocks (all of them when >= layers) in
+     * rf_model_outputs.block_inputs, for saliency (Grad-CAM starts from the
+     * last block's input, attention rollout recomputes every block's
+     * attention from its input). */
+    int capture_blocks;
 } rf_model_inputs;
 
 /*
@@ -242,6 +248,9 @@ typedef struct rf_model_outputs {
     rf_tensor last_hidden_state;
     rf_tensor pooler_output;
     rf_tensor logits;
+    /* f32 [n, B, T, H] when rf_model_inputs.capture_blocks asked for n
+     * blocks: [i] is the input of block layers - n + i. */
+    rf_tensor block_inputs;
 } rf_model_outputs;
 
 int rf_model_forward(rf_model *m, const rf_model_inputs *in, rf_model_outputs *out, rf_err *err);
