@@ -17,6 +17,8 @@ packages=(
   libutf8proc-dev                         # text: Unicode normalization and categories for the tokenizer
   libpng-dev libjpeg62-turbo-dev          # dicom export: PNG (libpng) and JPEG (libjpeg-turbo) writers
   clang libclang-rt-14-dev llvm           # make test-fuzz: libFuzzer + ASan/UBSan runtimes, llvm-symbolizer
+  dicom3tools                             # tests: dciodvfy validates the DICOM radfuse writes; dckey, dcdump, dcsrdump read it back
+  orthanc curl                            # tests: a loopback Orthanc must accept radfuse's SC and SR objects (REST uploads with curl)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)
