@@ -141,6 +141,7 @@ typedef struct rf_read_result {
         char *study_instance_uid;
         char *study_date, *study_time, *study_description, *modalities;
         char *prior_study_instance_uid; /* or NULL */
+        char *prior_study_date;         /* DA of the prior, or NULL */
         /* PHI: filled only when include_phi */
         char *accession_number, *patient_id, *patient_name, *patient_birth_date, *patient_sex;
     } study;
