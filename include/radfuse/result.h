@@ -178,6 +178,9 @@ int rf_result_time(rf_read_result *r, const char *stage, double ms);
 /* DIR/result.json (the schema of docs/result-schema.md). */
 int rf_result_write_json(const rf_read_result *r, const char *path, rf_err *err);
 
+/* result.json's text in memory (*out malloc'd, *len bytes, NUL-terminated). */
+int rf_result_json(const rf_read_result *r, char **out, size_t *len, rf_err *err);
+
 typedef struct rf_overlay_opts {
     const char *colormap;      /* "viridis" (default when NULL) or "inferno" */
     float alpha;               /* opacity of the map at value 1, in [0, 1]; 0.5 default */
