@@ -54,7 +54,34 @@ static void add_num(jctx *c, cJSON *o, const char *key, double v)
         c->rc = rf_err_set(c->err, RF_EINVAL, "%s: %s is %g, not a finite number", c->path, key, v);
         return;
     }
-    attach(c, o, key, cJSON_CreateNumber(v));
+    /* the shortest of 15, 16, 17 significant digits that reads back as the
+     * same double: cJSON's own printing stops at 15 when the difference is
+     * within an epsilon, and a reader should get the very value */
+    char s[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, v);
+        if (strtod(s, NULL) == v)
+            break;
+    }
+    attach(c, o, key, cJSON_CreateRaw(s));
+}
+
+/* A float field at float precision: 0.83f is written 0.83, not 0.8299999833. */
+static void add_numf(jctx *c, cJSON *o, const char *key, float v)
+{
+    if (c->rc)
+        return;
+    if (!isfinite(v)) {
+        c->rc = rf_err_set(c->err, RF_EINVAL, "%s: %s is %g, not a finite number", c->path, key, (double)v);
+        return;
+    }
+    char s[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, (double)v);
+        if (strtof(s, NULL) == v)
+            break;
+    }
+    attach(c, o, key, cJSON_CreateRaw(s));
 }
 
 static void add_bool(jctx *c, cJSON *o, const char *key, int v)
@@ -197,7 +224,7 @@ static void add_finding(jctx *c, cJSON *a, const rf_read_result *r, const rf_res
             add_num(c, pk, "col", map->peak_col);
         }
         const rf_result_image *im = &r->images[map->image];
-        add_num(c, e, "peak_value", map->values[(size_t)map->peak_row * (size_t)im->cols + (size_t)map->peak_col]);
+        add_numf(c, e, "peak_value", map->values[(size_t)map->peak_row * (size_t)im->cols + (size_t)map->peak_col]);
         add_str(c, e, "dicom", map->dicom);
         add_str(c, e, "dicom_sop_instance_uid", map->sop_instance_uid);
     }
@@ -210,7 +237,7 @@ static void add_finding(jctx *c, cJSON *a, const rf_read_result *r, const rf_res
         add_num(c, e, "note", (double)sp->note);
         add_num(c, e, "begin", (double)sp->begin);
         add_num(c, e, "end", (double)sp->end);
-        add_num(c, e, "weight", sp->weight);
+        add_numf(c, e, "weight", sp->weight);
         char *text = strndup(r->notes[sp->note].text + sp->begin, sp->end - sp->begin);
         if (!text && !c->rc)
             c->rc = rf_err_set(c->err, RF_ENOMEM, "%s: out of memory", c->path);
