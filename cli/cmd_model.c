@@ -5,9 +5,224 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "fusion/fusion_model.h"
+#include "runtime/fileio.h"
 #include "runtime/sha256.h"
 
 /* ---- model info ---- */
+
+static const char *aspect_name(rf_preprocess_aspect a)
+{
+    switch (a) {
+    case RF_PREPROCESS_CROP: return "crop";
+    case RF_PREPROCESS_PAD: return "pad";
+    case RF_PREPROCESS_STRETCH: return "stretch";
+    case RF_PREPROCESS_NONE: return "none";
+    }
+    return "?";
+}
+
+/* The first lines of the model card (at most 6 non-empty ones), one string. */
+static char *card_lines(const char *path)
+{
+    char *text = NULL;
+    size_t n = 0;
+    rf_err err;
+    if (!path || rf_read_file(path, 1 << 20, &text, &n, &err))
+        return NULL;
+    char *out = calloc(n + 1, 1);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    size_t used = 0;
+    int lines = 0;
+    for (char *p = text; *p && lines < 6;) {
+        char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 0) {
+            memcpy(out + used, p, len);
+            used += len;
+            out[used++] = '\n';
+            lines++;
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    if (used)
+        out[used - 1] = 0;
+    free(text);
+    return out;
+}
+
+static cJSON *encoder_json(const rf_fusion_encoder *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    const rf_model_info *in = &e->info;
+    cJSON_AddStringToObject(o, "source", e->source);
+    cJSON_AddStringToObject(o, "architecture", rf_arch_name(in->arch));
+    cJSON_AddNumberToObject(o, "hidden_size", in->hidden);
+    cJSON_AddNumberToObject(o, "layers", in->layers);
+    cJSON_AddNumberToObject(o, "heads", in->heads);
+    cJSON_AddNumberToObject(o, "intermediate_size", in->intermediate);
+    if (in->arch == RF_ARCH_BERT) {
+        cJSON_AddNumberToObject(o, "vocab_size", in->vocab_size);
+        cJSON_AddNumberToObject(o, "max_positions", in->max_positions);
+    } else {
+        cJSON_AddNumberToObject(o, "image_size", in->image_size);
+        cJSON_AddNumberToObject(o, "patch_size", in->patch_size);
+        cJSON_AddNumberToObject(o, "channels", in->channels);
+    }
+    cJSON_AddNumberToObject(o, "parameters", (double)in->param_count);
+    return o;
+}
+
+static void print_encoder(const char *label, const rf_fusion_encoder *e)
+{
+    const rf_model_info *in = &e->info;
+    printf("%-13s %s (%s): %d layers, hidden %d, %d heads, MLP %d, %lld parameters\n", label,
+           rf_arch_name(in->arch), e->source, in->layers, in->hidden, in->heads, in->intermediate,
+           (long long)in->param_count);
+    if (in->arch == RF_ARCH_BERT)
+        printf("%-13s vocabulary %d, up to %d tokens per window\n", "", in->vocab_size, in->max_positions);
+    else
+        printf("%-13s %d channels, %dx%d, patch %d\n", "", in->channels, in->image_size, in->image_size,
+               in->patch_size);
+}
+
+/* `model info` of a model directory (docs/model-dir.md). */
+static int fusion_info(const char *dir, int json)
+{
+    rf_backend *be;
+    if (cli_backend(&be, "cpu", 1))
+        return CLI_EXIT_FAIL;
+    rf_fusion *f;
+    rf_err err;
+    if (rf_fusion_load(&f, dir, be, &err)) {
+        rf_backend_destroy(be);
+        return cli_fail("%s", err.msg);
+    }
+    const rf_fusion_info *in = rf_fusion_get_info(f);
+    const rf_preprocess_config *pc = &in->preprocess;
+    char *card = card_lines(in->model_card);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "dir", dir);
+        cJSON_AddStringToObject(o, "format", in->format);
+        cJSON_AddStringToObject(o, "name", in->name);
+        cJSON_AddStringToObject(o, "version", in->version);
+        cJSON_AddStringToObject(o, "sha256", in->sha256);
+        cJSON_AddItemToObject(o, "vision", encoder_json(&in->vision));
+        if (in->text.present)
+            cJSON_AddItemToObject(o, "text", encoder_json(&in->text));
+        else
+            cJSON_AddNullToObject(o, "text");
+        cJSON *fz = cJSON_AddObjectToObject(o, "fusion");
+        cJSON_AddNumberToObject(fz, "hidden_size", in->hidden);
+        cJSON_AddNumberToObject(fz, "layers", in->layers);
+        cJSON_AddNumberToObject(fz, "heads", in->heads);
+        cJSON_AddNumberToObject(fz, "intermediate_size", in->intermediate);
+        cJSON_AddStringToObject(fz, "hidden_act", in->hidden_act);
+        cJSON_AddNumberToObject(fz, "layer_norm_eps", in->layer_norm_eps);
+        cJSON_AddStringToObject(fz, "attention", in->cross_attention ? "cross" : "joint");
+        cJSON_AddNumberToObject(fz, "image_pool_grid", in->image_pool_grid);
+        cJSON_AddNumberToObject(fz, "max_text_tokens", in->max_text_tokens);
+        cJSON_AddNumberToObject(fz, "max_images", in->max_images);
+        cJSON_AddNumberToObject(fz, "max_prior_images", in->max_prior_images);
+        cJSON_AddNumberToObject(fz, "lab_codes", in->lab_codes);
+        cJSON_AddNumberToObject(fz, "parameters", (double)in->fusion_params);
+        cJSON *pp = cJSON_AddObjectToObject(o, "preprocess");
+        cJSON_AddStringToObject(pp, "source", in->has_preprocess_file ? in->preprocess_path : "defaults");
+        cJSON_AddNumberToObject(pp, "height", pc->height);
+        cJSON_AddNumberToObject(pp, "width", pc->width);
+        cJSON_AddNumberToObject(pp, "channels", pc->channels);
+        cJSON_AddStringToObject(pp, "aspect", aspect_name(pc->aspect));
+        cJSON_AddStringToObject(pp, "filter", rf_preprocess_filter_name(pc->filter));
+        cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+        for (int k = 0; k < in->nlabels; k++) {
+            const rf_fusion_label *l = &in->labels[k];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "code", l->code);
+            cJSON_AddStringToObject(e, "display", l->display);
+            cJSON_AddNumberToObject(e, "threshold", l->threshold);
+            cJSON_AddNumberToObject(e, "temperature", l->temperature);
+            if (l->system)
+                cJSON_AddStringToObject(e, "system", l->system);
+            if (l->system_code)
+                cJSON_AddStringToObject(e, "system_code", l->system_code);
+            cJSON_AddItemToArray(labels, e);
+        }
+        cJSON *files = cJSON_AddArrayToObject(o, "files");
+        for (int i = 0; i < in->nfiles; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "file", in->files[i].name);
+            cJSON_AddStringToObject(e, "role", in->files[i].role);
+            cJSON_AddNumberToObject(e, "bytes", (double)in->files[i].bytes);
+            cJSON_AddStringToObject(e, "sha256", in->files[i].sha256);
+            cJSON_AddItemToArray(files, e);
+        }
+        if (card)
+            cJSON_AddStringToObject(o, "model_card", card);
+        else
+            cJSON_AddNullToObject(o, "model_card");
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (text)
+            printf("%s\n", text);
+        cJSON_free(text);
+    } else {
+        printf("model         %s\n", dir);
+        printf("name          %s %s (%s)\n", in->name, in->version, in->format);
+        printf("sha256        %s\n", in->sha256);
+        print_encoder("vision", &in->vision);
+        if (in->text.present) {
+            print_encoder("text", &in->text);
+            printf("%-13s vocabulary file %s\n", "", in->vocab_path);
+        } else {
+            printf("text          none (the text input is always absent)\n");
+        }
+        printf("fusion        %d layers, hidden %d, %d heads, MLP %d, %s, eps %g, %s attention, %lld parameters\n",
+               in->layers, in->hidden, in->heads, in->intermediate, in->hidden_act, in->layer_norm_eps,
+               in->cross_attention ? "cross" : "joint", (long long)in->fusion_params);
+        if (in->image_pool_grid)
+            printf("tokens        per image CLS + %dx%d pooled patches;", in->image_pool_grid, in->image_pool_grid);
+        else
+            printf("tokens        per image CLS + every patch;");
+        printf(" up to %d images, %d prior images, %d text tokens; %d lab codes\n", in->max_images,
+               in->max_prior_images, in->max_text_tokens, in->lab_codes);
+        printf("preprocess    %dx%d, %d channels, %s, %s (%s)\n", pc->height, pc->width, pc->channels,
+               aspect_name(pc->aspect), rf_preprocess_filter_name(pc->filter),
+               in->has_preprocess_file ? in->preprocess_path : "defaults");
+        printf("labels        %d findings\n", in->nlabels);
+        for (int k = 0; k < in->nlabels; k++) {
+            const rf_fusion_label *l = &in->labels[k];
+            printf("  %-16s threshold %.3f  temperature %.4f  %s", l->code, l->threshold, l->temperature,
+                   l->display);
+            if (l->system)
+                printf("  (%s %s)", l->system, l->system_code ? l->system_code : "");
+            printf("\n");
+        }
+        printf("files\n");
+        for (int i = 0; i < in->nfiles; i++)
+            printf("  %s  %12lld  %-10s %s\n", in->files[i].sha256, (long long)in->files[i].bytes,
+                   in->files[i].role, in->files[i].name);
+        printf("backend       %s\n", in->backend);
+        if (card) {
+            printf("model card    %s\n", in->model_card);
+            for (char *p = card; *p;) {
+                char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t)(nl - p) : strlen(p);
+                printf("  %.*s\n", (int)len, p);
+                p += len + (nl ? 1 : 0);
+            }
+        } else {
+            printf("model card    none\n");
+        }
+    }
+    free(card);
+    rf_fusion_free(f);
+    rf_backend_destroy(be);
+    return CLI_EXIT_OK;
+}
 
 static int model_info(int argc, char **argv)
 {
@@ -25,6 +240,8 @@ static int model_info(int argc, char **argv)
     }
     if (!dir)
         return cli_fail("model info: usage: radfuse model info DIR [--json]");
+    if (rf_fusion_is_model_dir(dir))
+        return fusion_info(dir, json);
     rf_backend *be;
     if (cli_backend(&be, "cpu", 1))
         return CLI_EXIT_FAIL;
@@ -294,12 +511,19 @@ static int model_run(int argc, char **argv)
 
 static int model_random(int argc, char **argv)
 {
-    const char *arch = NULL, *dir = NULL;
+    const char *arch = NULL, *dir = NULL, *vocab = NULL;
     long seed = 0;
+    int inline_sections = 0, timm = 0;
     for (int i = 0; i < argc; i++) {
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--arch") == 0 && next)
             arch = argv[++i];
+        else if (strcmp(argv[i], "--vocab") == 0 && next)
+            vocab = argv[++i];
+        else if (strcmp(argv[i], "--inline") == 0)
+            inline_sections = 1;
+        else if (strcmp(argv[i], "--timm") == 0)
+            timm = 1;
         else if (strcmp(argv[i], "--out") == 0 && next)
             dir = argv[++i];
         else if (strcmp(argv[i], "--seed") == 0) {
@@ -310,9 +534,27 @@ static int model_random(int argc, char **argv)
             return cli_fail("model random: unknown option or missing value '%s'", argv[i]);
     }
     if (!arch || !dir)
-        return cli_fail("model random: usage: radfuse model random --arch vit_<size>_patch<P>_<IMG> --out DIR "
-                        "[--seed S]");
+        return cli_fail("model random: usage: radfuse model random --arch vit_<size>_patch<P>_<IMG>|bert_base|"
+                        "fusion_tiny|fusion_tiny_cross --out DIR [--seed S] [--vocab FILE] [--inline] [--timm]");
     rf_err err;
+    if (strcmp(arch, "fusion_tiny") == 0 || strcmp(arch, "fusion_tiny_cross") == 0) {
+        rf_fusion_random_opts o;
+        rf_fusion_random_defaults(&o);
+        o.seed = (unsigned long)seed;
+        o.cross_attention = strcmp(arch, "fusion_tiny_cross") == 0;
+        o.inline_sections = inline_sections;
+        o.timm_vision = timm;
+        o.with_text = vocab != NULL;
+        o.vocab_path = vocab;
+        if (rf_fusion_write_random(dir, &o, &err))
+            return cli_fail("%s", err.msg);
+        printf("wrote model directory %s (%s, %s, %s, random weights)\n", dir, arch,
+               inline_sections ? "inline sections" : "encoder subdirectories",
+               vocab ? "with a text encoder" : "no text encoder: give --vocab FILE for one");
+        return CLI_EXIT_OK;
+    }
+    if (inline_sections || timm || vocab)
+        return cli_fail("model random: --inline, --timm and --vocab are for fusion_tiny[_cross]");
     if (cli_write_random_model(arch, dir, (unsigned long)seed, &err))
         return cli_fail("%s", err.msg);
     printf("wrote %s/config.json and %s/model.safetensors (%s, random weights)\n", dir, dir, arch);

@@ -258,55 +258,70 @@ static int text_embed(rf_model *m, const pass *p, rf_tensor *x, rf_err *err)
     return OPS(m)->layernorm(m->be, x, x, &m->emb_ln_g, &m->emb_ln_b, m->eps, err);
 }
 
-/* One block over x [B*T, C] in place; scratch tensors come from the arena. */
-static int block_forward(rf_model *m, const rf_block *blk, rf_tensor *x, int64_t B, int64_t T,
-                         const rf_tensor *mask, rf_tensor *normed, rf_tensor *qkv, rf_tensor *att,
-                         rf_tensor *hidden, rf_err *err)
+int rf_block_forward(rf_backend *be, const rf_block *blk, const rf_block_cfg *cfg, rf_tensor *x, int64_t B,
+                     int64_t T, const rf_tensor *mask, const rf_attn_group *groups, int ngroups,
+                     const rf_block_scratch *s, rf_err *err)
 {
-    const rf_backend_ops *o = OPS(m);
-    rf_backend *be = m->be;
-    int64_t C = m->info.hidden;
+    const rf_backend_ops *o = be->ops;
+    int64_t C = cfg->hidden;
+    rf_tensor normed = s->normed, qkv = s->qkv, att = s->att, hidden = s->hidden;
     int rc;
     const rf_tensor *in = x;
-    if (m->pre_norm) {
-        if ((rc = o->layernorm(be, normed, x, &blk->ln1_g, &blk->ln1_b, m->eps, err)))
+    if (cfg->pre_norm) {
+        if ((rc = o->layernorm(be, &normed, x, &blk->ln1_g, &blk->ln1_b, cfg->eps, err)))
             return rc;
-        in = normed;
+        in = &normed;
     }
-    rf_tensor q = view3(qkv, B, T, C, 3 * C, 0), k = view3(qkv, B, T, C, 3 * C, C),
-              v = view3(qkv, B, T, C, 3 * C, 2 * C), a3 = view3(att, B, T, C, C, 0);
-    float scale = 1.0f / sqrtf((float)(C / m->info.heads));
-    if ((rc = o->linear(be, qkv, in, &blk->qkv, RF_ACT_NONE, NULL, err)) ||
-        (rc = o->attention(be, &a3, &q, &k, &v, mask, m->info.heads, scale, err)))
+    rf_tensor q = view3(&qkv, B, T, C, 3 * C, 0), k = view3(&qkv, B, T, C, 3 * C, C),
+              v = view3(&qkv, B, T, C, 3 * C, 2 * C), a3 = view3(&att, B, T, C, C, 0);
+    float scale = 1.0f / sqrtf((float)(C / cfg->heads));
+    if ((rc = o->linear(be, &qkv, in, &blk->qkv, RF_ACT_NONE, NULL, err)) ||
+        (rc = o->attention(be, &a3, &q, &k, &v, mask, cfg->heads, scale, err)))
         return rc;
+    /* rows of a group attend only among themselves: their outputs of the full
+     * attention above are overwritten by attention over the group's rows */
+    for (int g = 0; g < ngroups; g++) {
+        int64_t r0 = groups[g].begin, n = groups[g].end - groups[g].begin;
+        if (r0 < 0 || n < 1 || r0 + n > T || mask)
+            return rf_err_set(err, RF_EINVAL, "block: attention group [%lld, %lld) outside [0, %lld) or masked",
+                              (long long)r0, (long long)(r0 + n), (long long)T);
+        rf_tensor gq = q, gk = k, gv = v, ga = a3;
+        rf_tensor *views[4] = {&gq, &gk, &gv, &ga};
+        for (int i = 0; i < 4; i++) {
+            views[i]->shape[1] = n;
+            views[i]->data = (float *)views[i]->data + r0 * views[i]->stride[1];
+        }
+        if ((rc = o->attention(be, &ga, &gq, &gk, &gv, NULL, cfg->heads, scale, err)))
+            return rc;
+    }
     /* attention projection + residual, with layer scale when present */
     if (blk->ls1.data) {
-        if ((rc = o->linear(be, normed, att, &blk->proj, RF_ACT_NONE, NULL, err)) ||
-            (rc = o->scale_add(be, x, normed, &blk->ls1, x, err)))
+        if ((rc = o->linear(be, &normed, &att, &blk->proj, RF_ACT_NONE, NULL, err)) ||
+            (rc = o->scale_add(be, x, &normed, &blk->ls1, x, err)))
             return rc;
-    } else if ((rc = o->linear(be, x, att, &blk->proj, RF_ACT_NONE, x, err))) {
+    } else if ((rc = o->linear(be, x, &att, &blk->proj, RF_ACT_NONE, x, err))) {
         return rc;
     }
-    if (m->pre_norm) {
-        if ((rc = o->layernorm(be, normed, x, &blk->ln2_g, &blk->ln2_b, m->eps, err)))
+    if (cfg->pre_norm) {
+        if ((rc = o->layernorm(be, &normed, x, &blk->ln2_g, &blk->ln2_b, cfg->eps, err)))
             return rc;
-        in = normed;
+        in = &normed;
     } else {
-        if ((rc = o->layernorm(be, x, x, &blk->ln1_g, &blk->ln1_b, m->eps, err)))
+        if ((rc = o->layernorm(be, x, x, &blk->ln1_g, &blk->ln1_b, cfg->eps, err)))
             return rc;
         in = x;
     }
-    if ((rc = o->linear(be, hidden, in, &blk->fc1, m->act, NULL, err)))
+    if ((rc = o->linear(be, &hidden, in, &blk->fc1, cfg->act, NULL, err)))
         return rc;
     if (blk->ls2.data) {
-        if ((rc = o->linear(be, normed, hidden, &blk->fc2, RF_ACT_NONE, NULL, err)) ||
-            (rc = o->scale_add(be, x, normed, &blk->ls2, x, err)))
+        if ((rc = o->linear(be, &normed, &hidden, &blk->fc2, RF_ACT_NONE, NULL, err)) ||
+            (rc = o->scale_add(be, x, &normed, &blk->ls2, x, err)))
             return rc;
-    } else if ((rc = o->linear(be, x, hidden, &blk->fc2, RF_ACT_NONE, x, err))) {
+    } else if ((rc = o->linear(be, x, &hidden, &blk->fc2, RF_ACT_NONE, x, err))) {
         return rc;
     }
-    if (!m->pre_norm)
-        rc = o->layernorm(be, x, x, &blk->ln2_g, &blk->ln2_b, m->eps, err);
+    if (!cfg->pre_norm)
+        rc = o->layernorm(be, x, x, &blk->ln2_g, &blk->ln2_b, cfg->eps, err);
     return rc;
 }
 
@@ -327,13 +342,15 @@ static int run_pass(rf_model *m, const pass *p, results *r, rf_err *err)
         (rc = alloc2(m, &tmp, B, C, err)))
         return rc;
     const rf_tensor *mask = p->mask.data ? &p->mask : NULL;
+    rf_block_cfg cfg = {.hidden = C, .heads = m->info.heads, .pre_norm = m->pre_norm, .act = m->act, .eps = m->eps};
+    rf_block_scratch s = {.normed = normed, .qkv = qkv, .att = att, .hidden = hidden};
     for (int i = 0; i < m->info.layers; i++) {
         if (p->capture.data && i >= p->capture_from) {
             rf_tensor dst = view2(&p->capture, (i - p->capture_from) * N, N, C, C);
             if ((rc = o->add(m->be, &dst, &x, &p->zero_row, err)))
                 return rc;
         }
-        if ((rc = block_forward(m, &m->blocks[i], &x, B, T, mask, &normed, &qkv, &att, &hidden, err)))
+        if ((rc = rf_block_forward(m->be, &m->blocks[i], &cfg, &x, B, T, mask, NULL, 0, &s, err)))
             return rc;
     }
     if (m->final_ln_g.data && (rc = o->layernorm(m->be, &x, &x, &m->final_ln_g, &m->final_ln_b, m->eps, err)))

@@ -23,6 +23,36 @@ typedef struct rf_block {
     rf_tensor ls1, ls2;
 } rf_block;
 
+/* How the blocks of a stack run. */
+typedef struct rf_block_cfg {
+    int64_t hidden;
+    int heads;
+    int pre_norm;
+    rf_act act;
+    float eps;
+} rf_block_cfg;
+
+/* Scratch for a block over N rows: normed [N, C], qkv [N, 3C], att [N, C],
+ * hidden [N, intermediate]. */
+typedef struct rf_block_scratch {
+    rf_tensor normed, qkv, att, hidden;
+} rf_block_scratch;
+
+/* Rows [begin, end) of every sequence that attend only among themselves. */
+typedef struct rf_attn_group {
+    int64_t begin, end;
+} rf_attn_group;
+
+/*
+ * One block over x [B*T, C] in place, through the backend. Every row attends
+ * to every key of its sequence (key_mask [B, T] or NULL), except the rows of
+ * the groups, which attend only to the keys of their own group (their rows
+ * of the full attention are recomputed over the group; no key mask then).
+ */
+int rf_block_forward(rf_backend *be, const rf_block *blk, const rf_block_cfg *cfg, rf_tensor *x, int64_t B,
+                     int64_t T, const rf_tensor *key_mask, const rf_attn_group *groups, int ngroups,
+                     const rf_block_scratch *s, rf_err *err);
+
 struct rf_model {
     rf_model_info info;
     rf_backend *be;
@@ -60,6 +90,28 @@ struct rf_model {
     rf_arena activations; /* forward-pass scratch, sized before each pass */
     rf_buffer *weights_buf, *activations_buf; /* backend memory under the arenas */
 };
+
+/* Where a model comes from: a config object, names for messages, a set of
+ * open weight files (shared with other sections of a model directory) and the
+ * prefix its tensors carry in them ("" for a plain checkpoint, "vision." for
+ * a section of a model directory). Only tensors under the prefix are counted
+ * and bound. */
+struct cJSON;
+typedef struct rf_model_source {
+    const struct cJSON *config;
+    const char *config_name;  /* names the config in messages: "DIR/config.json" or "DIR/config.json: vision" */
+    const char *weights_name; /* names the weights in messages (missing tensors): DIR */
+    rf_safetensors *const *files;
+    int nfiles;
+    const char *prefix;
+} rf_model_source;
+
+/* rf_model_load from a source; the files stay open and the caller's. */
+int rf_model_load_source(rf_model **out, const rf_model_source *src, rf_backend *be, rf_err *err);
+
+/* Opens DIR/model.safetensors, or every shard DIR/model.safetensors.index.json
+ * names (at most max), into files[0 .. *nfiles). On failure none stays open. */
+int rf_weights_open(const char *dir, rf_safetensors **files, int max, int *nfiles, rf_err *err);
 
 /* Calls fn on every weight tensor of the model (absent ones included). */
 void rf_model_for_each_weight(rf_model *m, void (*fn)(rf_tensor *t, void *ctx), void *ctx);

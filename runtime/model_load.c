@@ -122,11 +122,11 @@ const char *rf_arch_name(rf_arch a)
 /* ---- the loader's state ---- */
 
 typedef struct loader {
-    const char *dir;
-    char config_path[4096];
-    rf_safetensors *files[MAX_SHARDS];
+    const char *dir; /* names the weights in messages */
+    rf_safetensors *const *files;
     int nfiles;
-    char prefix[32];
+    const char *outer;  /* the section's prefix in a shared weight set ("vision."), or "" */
+    char prefix[96];    /* outer + the task model's prefix */
     rf_model *m;
     rf_err *err;
 } loader;
@@ -153,7 +153,7 @@ static const rf_st_tensor *find(const loader *L, const char *pattern, int layer,
     while (*p) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        char alt[256], name[384];
+        char alt[256], name[512];
         if (len < sizeof alt) {
             memcpy(alt, p, len);
             alt[len] = 0;
@@ -300,7 +300,7 @@ static int require(loader *L, const rf_st_tensor **t, const char *pattern, int l
     *t = find(L, pattern, layer, suffix);
     if (*t)
         return RF_OK;
-    char name[400];
+    char name[512];
     first_name(name, sizeof name, L, pattern ? pattern : "?", layer, suffix);
     return rf_err_set(L->err, RF_EFORMAT, "%s: missing tensor '%s'", L->dir, name);
 }
@@ -461,54 +461,62 @@ static int parse_act(config *c, const char *name, rf_act *act)
 
 /* ---- weight files ---- */
 
-/* Opens DIR/model.safetensors, or every shard DIR/model.safetensors.index.json names. */
-static int open_weights(loader *L)
+int rf_weights_open(const char *dir, rf_safetensors **files, int max, int *nfiles, rf_err *err)
 {
+    *nfiles = 0;
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", L->dir);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        snprintf(path, sizeof path, "%s/model.safetensors", L->dir);
-        int rc = rf_safetensors_open(&L->files[0], path, L->err);
-        L->nfiles = rc ? 0 : 1;
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        int rc = max < 1 ? rf_err_set(err, RF_EINVAL, "%s: no room for a weight file", dir)
+                         : rf_safetensors_open(&files[0], path, err);
+        *nfiles = rc ? 0 : 1;
         return rc;
     }
     config idx;
-    int rc = cfg_load(&idx, path, L->err);
+    int rc = cfg_load(&idx, path, err);
     if (rc)
         return rc;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(idx.root, "weight_map");
     if (!cJSON_IsObject(map)) {
         cJSON_Delete(idx.root);
-        return rf_err_set(L->err, RF_EFORMAT, "%s: no 'weight_map' object", path);
+        return rf_err_set(err, RF_EFORMAT, "%s: no 'weight_map' object", path);
     }
+    int n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, map)
     {
         if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || e->valuestring[0] == '.') {
-            rc = rf_err_set(L->err, RF_EFORMAT, "%s: shard name for '%s' must be a plain file name",
-                            path, e->string);
+            rc = rf_err_set(err, RF_EFORMAT, "%s: shard name for '%s' must be a plain file name", path,
+                            e->string);
             break;
         }
         int seen = 0;
-        for (int i = 0; i < L->nfiles && !seen; i++)
-            seen = strcmp(strrchr(rf_safetensors_path(L->files[i]), '/') + 1, e->valuestring) == 0;
+        for (int i = 0; i < n && !seen; i++)
+            seen = strcmp(strrchr(rf_safetensors_path(files[i]), '/') + 1, e->valuestring) == 0;
         if (seen)
             continue;
-        if (L->nfiles == MAX_SHARDS) {
-            rc = rf_err_set(L->err, RF_EFORMAT, "%s: more than %d shards", path, MAX_SHARDS);
+        if (n == max) {
+            rc = rf_err_set(err, RF_EFORMAT, "%s: more than %d shards", path, max);
             break;
         }
         char shard[4096];
-        snprintf(shard, sizeof shard, "%s/%s", L->dir, e->valuestring);
-        rc = rf_safetensors_open(&L->files[L->nfiles], shard, L->err);
+        snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring);
+        rc = rf_safetensors_open(&files[n], shard, err);
         if (rc)
             break;
-        L->nfiles++;
+        n++;
     }
     cJSON_Delete(idx.root);
-    if (!rc && L->nfiles == 0)
-        rc = rf_err_set(L->err, RF_EFORMAT, "%s: names no shards", path);
+    if (!rc && n == 0)
+        rc = rf_err_set(err, RF_EFORMAT, "%s: names no shards", path);
+    if (rc) {
+        for (int i = 0; i < n; i++)
+            rf_safetensors_close(files[i]);
+        n = 0;
+    }
+    *nfiles = n;
     return rc;
 }
 
@@ -535,9 +543,11 @@ static int find_prefix(loader *L, const arch_names *nm)
     for (;;) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len < sizeof L->prefix) {
-            memcpy(L->prefix, p, len);
-            L->prefix[len] = 0;
+        size_t olen = strlen(L->outer);
+        if (olen + len < sizeof L->prefix) {
+            memcpy(L->prefix, L->outer, olen);
+            memcpy(L->prefix + olen, p, len);
+            L->prefix[olen + len] = 0;
             char name[300];
             snprintf(name, sizeof name, "%s%s", L->prefix, nm->anchor);
             if (find_exact(L, name))
@@ -547,9 +557,9 @@ static int find_prefix(loader *L, const arch_names *nm)
             break;
         p = bar + 1;
     }
-    L->prefix[0] = 0;
-    return rf_err_set(L->err, RF_EFORMAT, "%s: weights have no '%s' tensor; not a %s checkpoint", L->dir,
-                      nm->anchor, rf_arch_name(L->m->info.arch));
+    snprintf(L->prefix, sizeof L->prefix, "%s", L->outer);
+    return rf_err_set(L->err, RF_EFORMAT, "%s: weights have no '%s%s' tensor; not a %s checkpoint", L->dir,
+                      L->outer, nm->anchor, rf_arch_name(L->m->info.arch));
 }
 
 static int check_unsupported(loader *L, const arch_names *nm)
@@ -973,36 +983,55 @@ void rf_model_release(rf_model *m)
     m->nweight_files = 0;
 }
 
-int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
+static int has_prefix(const char *name, const char *prefix)
+{
+    return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+int rf_model_load_source(rf_model **out, const rf_model_source *src, rf_backend *be, rf_err *err)
 {
     *out = NULL;
     loader L;
     memset(&L, 0, sizeof L);
-    L.dir = dir;
+    L.dir = src->weights_name;
+    L.files = src->files;
+    L.nfiles = src->nfiles;
+    L.outer = src->prefix ? src->prefix : "";
+    snprintf(L.prefix, sizeof L.prefix, "%s", L.outer);
     L.err = err;
+    if (strlen(L.outer) >= sizeof L.prefix / 2)
+        return rf_err_set(err, RF_EINVAL, "%s: tensor prefix '%s' is too long", src->config_name, L.outer);
     rf_model *m = calloc(1, sizeof *m);
     if (!m)
-        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate a model", dir);
+        return rf_err_set(err, RF_ENOMEM, "%s: cannot allocate a model", L.dir);
     m->be = be;
     L.m = m;
-    snprintf(L.config_path, sizeof L.config_path, "%s/config.json", dir);
-    config c;
-    int rc = cfg_load(&c, L.config_path, err);
-    if (!rc)
-        rc = open_weights(&L);
-    if (!rc) {
-        /* an upper bound: every stored element as f32 */
-        size_t total = 0;
-        for (int i = 0; i < L.nfiles; i++)
-            for (size_t j = 0; j < rf_safetensors_count(L.files[i]); j++) {
-                const rf_st_tensor *t = rf_safetensors_at(L.files[i], j);
-                size_t esz = rf_st_dtype_size(t->dtype);
-                total += (esz ? t->nbytes / esz : 0) * 4 + 64;
-                m->info.tensor_count++;
-                m->info.dtype_counts[t->dtype]++;
+    /* the config is only read; cfg_* take it as the root of a file's object */
+    config c = {.root = (cJSON *)src->config, .path = src->config_name, .err = err};
+    /* an upper bound: every stored element of the section as f32 */
+    size_t total = 0;
+    for (int i = 0; i < L.nfiles; i++) {
+        int used = 0;
+        for (size_t j = 0; j < rf_safetensors_count(L.files[i]); j++) {
+            const rf_st_tensor *t = rf_safetensors_at(L.files[i], j);
+            if (!has_prefix(t->name, L.outer))
+                continue;
+            size_t esz = rf_st_dtype_size(t->dtype);
+            total += (esz ? t->nbytes / esz : 0) * 4 + 64;
+            m->info.tensor_count++;
+            m->info.dtype_counts[t->dtype]++;
+            used = 1;
+        }
+        if ((used || !*L.outer) && m->nweight_files < (int)(sizeof m->weight_files / sizeof m->weight_files[0])) {
+            char *copy = strdup(rf_safetensors_path(L.files[i]));
+            if (!copy) {
+                rf_model_free(m);
+                return rf_err_set(err, RF_ENOMEM, "%s: out of memory", L.dir);
             }
-        rc = rf_arena_init(&m->weights, total + 4096, err);
+            m->weight_files[m->nweight_files++] = copy;
+        }
     }
+    int rc = rf_arena_init(&m->weights, total + 4096, err);
     if (!rc) {
         const char *model_type = NULL, *arch = NULL;
         rc = cfg_string(&c, "model_type", NULL, &model_type);
@@ -1015,11 +1044,11 @@ int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
                 rc = build_timm(&L, &c, arch);
             else if (arch)
                 rc = rf_err_set(err, RF_EUNSUP, "%s: timm architecture '%s' is not supported (vit_*)",
-                                L.config_path, arch);
+                                c.path, arch);
             else
                 rc = rf_err_set(err, RF_EFORMAT,
                                 "%s: missing key 'model_type' (Hugging Face) or 'architecture' (timm)",
-                                L.config_path);
+                                c.path);
         }
     }
     if (!rc)
@@ -1029,22 +1058,35 @@ int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
     if (!rc) /* sized at load for one input of the model's own size */
         rc = rf_model_reserve(m, 1, m->info.arch == RF_ARCH_BERT ? m->info.max_positions
                                                                  : 1 + (int64_t)m->grid_h * m->grid_w, err);
-    cJSON_Delete(c.root);
-    for (int i = 0; i < L.nfiles; i++) {
-        char *copy = strdup(rf_safetensors_path(L.files[i]));
-        if (copy)
-            m->weight_files[m->nweight_files++] = copy;
-        else if (!rc)
-            rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", dir);
-        rf_safetensors_close(L.files[i]);
-    }
     if (rc) {
-        rf_model_release(m);
-        free(m);
+        rf_model_free(m);
         return rc;
     }
     *out = m;
     return RF_OK;
+}
+
+int rf_model_load(rf_model **out, const char *dir, rf_backend *be, rf_err *err)
+{
+    *out = NULL;
+    char config_path[4096];
+    snprintf(config_path, sizeof config_path, "%s/config.json", dir);
+    config c;
+    int rc = cfg_load(&c, config_path, err);
+    if (rc)
+        return rc;
+    rf_safetensors *files[MAX_SHARDS];
+    int nfiles = 0;
+    rc = rf_weights_open(dir, files, MAX_SHARDS, &nfiles, err);
+    if (!rc) {
+        rf_model_source src = {.config = c.root, .config_name = config_path, .weights_name = dir,
+                               .files = files, .nfiles = nfiles, .prefix = ""};
+        rc = rf_model_load_source(out, &src, be, err);
+    }
+    cJSON_Delete(c.root);
+    for (int i = 0; i < nfiles; i++)
+        rf_safetensors_close(files[i]);
+    return rc;
 }
 
 void rf_model_free(rf_model *m)
