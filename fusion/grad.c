@@ -219,27 +219,47 @@ void rf_g_softmax_backward(double *dx, const double *dy, const double *y, double
 
 /* ---- attention ---- */
 
+/* Whether query i may attend to key j. */
+static int allowed(const int32_t *mask, const int32_t *group, int i, int j)
+{
+    return (!mask || mask[j]) && (!group || !group[i] || group[i] == group[j]);
+}
+
 void rf_g_attention_forward(double *out, double *probs, const double *q, const double *k, const double *v, int ld,
-                            const int32_t *mask, int T, int H, int D, double scale)
+                            const int32_t *mask, const int32_t *group, int T, int H, int D, double scale)
 {
     int HD = H * D;
     for (int h = 0; h < H; h++) {
         for (int i = 0; i < T; i++) {
             const double *qi = q + (int64_t)i * ld + h * D;
             double *p = probs + ((int64_t)h * T + i) * T;
-            /* scores, then the softmax in place */
+            /* scores of the allowed keys, then their softmax in place */
+            double mx = -INFINITY;
             for (int j = 0; j < T; j++) {
+                if (!allowed(mask, group, i, j)) {
+                    p[j] = 0;
+                    continue;
+                }
                 const double *kj = k + (int64_t)j * ld + h * D;
                 double d = 0;
                 for (int e = 0; e < D; e++)
                     d += qi[e] * kj[e];
-                p[j] = d;
+                p[j] = scale * d;
+                if (p[j] > mx)
+                    mx = p[j];
             }
-            rf_g_softmax_forward(p, p, mask, scale, 1, T);
+            double sum = 0;
+            for (int j = 0; j < T; j++)
+                if (allowed(mask, group, i, j)) {
+                    p[j] = exp(p[j] - mx);
+                    sum += p[j];
+                }
+            double inv = sum > 0 ? 1.0 / sum : 0.0; /* no key at all: a zero row */
             double *oi = out + (int64_t)i * HD + h * D;
             for (int e = 0; e < D; e++)
                 oi[e] = 0;
             for (int j = 0; j < T; j++) {
+                p[j] *= inv;
                 if (p[j] == 0.0)
                     continue;
                 const double *vj = v + (int64_t)j * ld + h * D;
@@ -557,15 +577,15 @@ void rf_hblock_cache_free(rf_hblock_cache *c)
     memset(c, 0, sizeof *c);
 }
 
-void rf_hblock_forward(const rf_hblock *b, rf_hblock_cache *c, const double *x, const int32_t *mask, int T,
-                       double *y)
+void rf_hblock_forward(const rf_hblock *b, rf_hblock_cache *c, const double *x, const int32_t *mask,
+                       const int32_t *group, int T, double *y)
 {
     int C = b->C, H = b->heads, D = C / H, I = b->I;
     int64_t TC = (int64_t)T * C;
     memcpy(c->x, x, (size_t)TC * sizeof(double));
     rf_g_layernorm_forward(c->ln1, c->ln1_mean, c->ln1_rstd, x, b->ln1_g, b->ln1_b, b->eps, T, C);
     rf_g_linear_forward(c->qkv, c->ln1, b->qkv_w, b->qkv_b, T, C, 3 * C);
-    rf_g_attention_forward(c->att, c->probs, c->qkv, c->qkv + C, c->qkv + 2 * C, 3 * C, mask, T, H, D,
+    rf_g_attention_forward(c->att, c->probs, c->qkv, c->qkv + C, c->qkv + 2 * C, 3 * C, mask, group, T, H, D,
                            1.0 / sqrt((double)D));
     rf_g_linear_forward(c->proj, c->att, b->proj_w, b->proj_b, T, C, C);
     if (b->ls1)
@@ -633,8 +653,8 @@ done:
     return rc;
 }
 
-int rf_hblock_attention_probs(const rf_hblock *b, const double *x, const int32_t *mask, int T, double *probs,
-                              rf_err *err)
+int rf_hblock_attention_probs(const rf_hblock *b, const double *x, const int32_t *mask, const int32_t *group, int T,
+                              double *probs, rf_err *err)
 {
     int C = b->C, H = b->heads, D = C / H;
     double *ln = dalloc((int64_t)T * C), *qkv = dalloc((int64_t)T * 3 * C), *out = dalloc((int64_t)T * C);
@@ -644,7 +664,8 @@ int rf_hblock_attention_probs(const rf_hblock *b, const double *x, const int32_t
     } else {
         rf_g_layernorm_forward(ln, NULL, NULL, x, b->ln1_g, b->ln1_b, b->eps, T, C);
         rf_g_linear_forward(qkv, ln, b->qkv_w, b->qkv_b, T, C, 3 * C);
-        rf_g_attention_forward(out, probs, qkv, qkv + C, qkv + 2 * C, 3 * C, mask, T, H, D, 1.0 / sqrt((double)D));
+        rf_g_attention_forward(out, probs, qkv, qkv + C, qkv + 2 * C, 3 * C, mask, group, T, H, D,
+                               1.0 / sqrt((double)D));
     }
     free(ln);
     free(qkv);

@@ -50,11 +50,14 @@ void rf_g_softmax_backward(double *dx, const double *dy, const double *y, double
  * Multi-head attention over one sequence of T tokens and H heads of width D:
  * q, k, v are [T, H*D] with row stride ld (views of one fused [T, 3HD] array
  * have ld = 3HD), out is [T, H*D] contiguous, probs [H, T, T] keeps the
- * attention weights softmax(scale q k^T) over keys where mask [T] (NULL: all)
- * is nonzero. The backward accumulates into dq, dk, dv with the same ld.
+ * attention weights softmax(scale q k^T) over the keys j query i may see:
+ * mask[j] nonzero (mask NULL: all) and, where group (NULL: none) gives query
+ * i a nonzero group, only keys of that group (the fusion's cross attention:
+ * text rows see text rows). A query that sees no key gets a zero row. The
+ * backward accumulates into dq, dk, dv with the same ld.
  */
 void rf_g_attention_forward(double *out, double *probs, const double *q, const double *k, const double *v, int ld,
-                            const int32_t *mask, int T, int H, int D, double scale);
+                            const int32_t *mask, const int32_t *group, int T, int H, int D, double scale);
 int rf_g_attention_backward(double *dq, double *dk, double *dv, int ld, const double *dout, const double *probs,
                             const double *q, const double *k, const double *v, int T, int H, int D, double scale,
                             rf_err *err);
@@ -132,10 +135,11 @@ typedef struct rf_hblock_cache {
 int rf_hblock_cache_alloc(rf_hblock_cache *c, const rf_hblock *b, int T, rf_err *err);
 void rf_hblock_cache_free(rf_hblock_cache *c);
 
-/* y [T, C] = block(x [T, C]) with key mask [T] (NULL: none); fills cache
- * (allocated for T). */
-void rf_hblock_forward(const rf_hblock *b, rf_hblock_cache *c, const double *x, const int32_t *mask, int T,
-                       double *y);
+/* y [T, C] = block(x [T, C]) with key mask [T] and attention groups [T]
+ * (either NULL: none; see rf_g_attention_forward); fills cache (allocated
+ * for T). */
+void rf_hblock_forward(const rf_hblock *b, rf_hblock_cache *c, const double *x, const int32_t *mask,
+                       const int32_t *group, int T, double *y);
 /* dx [T, C] += d block / d x applied to dy; g (NULL: not wanted) receives
  * the weight gradients, accumulated, in arrays shaped as b's. Allocates its
  * scratch; RF_ENOMEM when it cannot. */
@@ -144,7 +148,7 @@ int rf_hblock_backward(const rf_hblock *b, const rf_hblock_cache *c, const doubl
 
 /* The attention weights [H, T, T] of a block alone: ln1, qkv and the masked
  * softmax (attention rollout needs no more). */
-int rf_hblock_attention_probs(const rf_hblock *b, const double *x, const int32_t *mask, int T, double *probs,
-                              rf_err *err);
+int rf_hblock_attention_probs(const rf_hblock *b, const double *x, const int32_t *mask, const int32_t *group, int T,
+                              double *probs, rf_err *err);
 
 #endif

@@ -14,7 +14,8 @@
  * Covered: linear (dx, dW, db; row counts around the 4- and 8-row tiles),
  * LayerNorm (dx, dgamma, dbeta), GELU erf and tanh, tanh, ReLU, softmax (with
  * scale, a key mask and a fully masked row), multi-head attention (dq, dk, dv
- * from one fused qkv array, with and without a key mask), residual add,
+ * from one fused qkv array, with and without a key mask, with attention
+ * groups as the fusion's cross attention has them), residual add,
  * layer scale, adaptive average pooling of a patch grid, the
  * sigmoid/temperature head, and whole pre-norm blocks (dx and every weight
  * gradient, with and without layer scale, both GELUs, with a key mask).
@@ -256,7 +257,7 @@ static void check_softmax(int R, int C, int masked, int all_masked)
 
 typedef struct {
     int T, H, D;
-    const int32_t *mask;
+    const int32_t *mask, *group;
     double *qkv, *r, *out, *probs;
 } att_ctx;
 
@@ -264,21 +265,28 @@ static double att_loss(void *p)
 {
     att_ctx *c = p;
     int HD = c->H * c->D;
-    rf_g_attention_forward(c->out, c->probs, c->qkv, c->qkv + HD, c->qkv + 2 * HD, 3 * HD, c->mask, c->T, c->H, c->D,
-                           1.0 / sqrt((double)c->D));
+    rf_g_attention_forward(c->out, c->probs, c->qkv, c->qkv + HD, c->qkv + 2 * HD, 3 * HD, c->mask, c->group, c->T,
+                           c->H, c->D, 1.0 / sqrt((double)c->D));
     return dot(c->out, c->r, (int64_t)c->T * HD);
 }
 
+/* masked: 1 pads the tail; 2 puts the rows in groups instead (the fusion's
+ * cross attention: rows 1..T/2 see only each other, the last third only
+ * each other, the rest everything) */
 static void check_attention(int T, int H, int D, int masked)
 {
     int HD = H * D;
-    int32_t *mask = NULL;
-    if (masked) {
+    int32_t *mask = NULL, *group = NULL;
+    if (masked == 1) {
         mask = test_ialloc(T);
         for (int t = 0; t < T; t++)
             mask[t] = t < T - T / 3; /* padding at the tail, as batches have it */
+    } else if (masked == 2) {
+        group = test_ialloc(T);
+        for (int t = 0; t < T; t++)
+            group[t] = t >= 1 && t <= T / 2 ? 1 : t >= T - T / 3 ? 2 : 0;
     }
-    att_ctx c = {T, H, D, mask, drand((int64_t)T * 3 * HD, 1.5), drand((int64_t)T * HD, 1), dzeros((int64_t)T * HD),
+    att_ctx c = {T, H, D, mask, group, drand((int64_t)T * 3 * HD, 1.5), drand((int64_t)T * HD, 1), dzeros((int64_t)T * HD),
                  dzeros((int64_t)H * T * T)};
     att_loss(&c);
     double *dqkv = dzeros((int64_t)T * 3 * HD);
@@ -287,15 +295,22 @@ static void check_attention(int T, int H, int D, int masked)
                                      c.qkv + 2 * HD, T, H, D, 1.0 / sqrt((double)D), &err);
     CHECK(rc == 0);
     char name[96];
-    snprintf(name, sizeof name, "attention T=%d H=%d D=%d%s dqkv", T, H, D, masked ? " masked" : "");
+    snprintf(name, sizeof name, "attention T=%d H=%d D=%d%s dqkv", T, H, D,
+             masked == 1 ? " masked" : masked == 2 ? " groups" : "");
     fd_check(name, att_loss, &c, c.qkv, dqkv, (int64_t)T * 3 * HD);
-    if (masked) /* padded keys get no weight */
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < T; i++)
-                for (int j = 0; j < T; j++)
-                    if (!mask[j])
-                        CHECK(c.probs[((int64_t)h * T + i) * T + j] == 0.0);
-    free(mask), free(c.qkv), free(c.r), free(c.out), free(c.probs), free(dqkv);
+    /* padded keys and keys outside a query's group get no weight; the rest sum to 1 */
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < T; i++) {
+            double s = 0;
+            for (int j = 0; j < T; j++) {
+                double pij = c.probs[((int64_t)h * T + i) * T + j];
+                s += pij;
+                if ((mask && !mask[j]) || (group && group[i] && group[i] != group[j]))
+                    CHECK(pij == 0.0);
+            }
+            CHECK(fabs(s - 1) < 1e-14);
+        }
+    free(mask), free(group), free(c.qkv), free(c.r), free(c.out), free(c.probs), free(dqkv);
 }
 
 /* ---- add, layer scale, pooling ---- */
@@ -405,7 +420,7 @@ static void check_head(void)
 typedef struct {
     rf_hblock *b;
     rf_hblock_cache *cache;
-    const int32_t *mask;
+    const int32_t *mask, *group;
     int T;
     double *x, *r, *y;
 } blk_ctx;
@@ -413,7 +428,7 @@ typedef struct {
 static double blk_loss(void *p)
 {
     blk_ctx *c = p;
-    rf_hblock_forward(c->b, c->cache, c->x, c->mask, c->T, c->y);
+    rf_hblock_forward(c->b, c->cache, c->x, c->mask, c->group, c->T, c->y);
     return dot(c->y, c->r, (int64_t)c->T * c->b->C);
 }
 
@@ -436,21 +451,25 @@ static void check_block(int C, int H, int I, int T, int layer_scale, rf_act act,
     fill(b.ln1_g, c, 0.2, 1), fill(b.ln1_b, c, 0.1, 0), fill(b.ln2_g, c, 0.2, 1), fill(b.ln2_b, c, 0.1, 0);
     if (layer_scale)
         fill(b.ls1, c, 0.3, 0.5), fill(b.ls2, c, 0.3, 0.5);
-    int32_t *mask = NULL;
-    if (masked) {
+    int32_t *mask = NULL, *group = NULL;
+    if (masked == 1) {
         mask = test_ialloc(T);
         for (int t = 0; t < T; t++)
             mask[t] = t < T - 2;
+    } else if (masked == 2) {
+        group = test_ialloc(T);
+        for (int t = 0; t < T; t++)
+            group[t] = t >= T / 2 ? 1 : 0;
     }
     rf_hblock_cache cache;
     CHECK(rf_hblock_cache_alloc(&cache, &b, T, &err) == 0);
-    blk_ctx ctx = {&b, &cache, mask, T, drand((int64_t)T * C, 1.5), drand((int64_t)T * C, 1), dzeros((int64_t)T * C)};
+    blk_ctx ctx = {&b, &cache, mask, group, T, drand((int64_t)T * C, 1.5), drand((int64_t)T * C, 1), dzeros((int64_t)T * C)};
     blk_loss(&ctx);
     double *dx = dzeros((int64_t)T * C);
     CHECK(rf_hblock_backward(&b, &cache, ctx.r, dx, &g, &err) == 0);
     char name[128];
     snprintf(name, sizeof name, "block C=%d H=%d I=%d T=%d%s%s%s", C, H, I, T, layer_scale ? " ls" : "",
-             act == RF_ACT_GELU_TANH ? " tanh" : "", masked ? " masked" : "");
+             act == RF_ACT_GELU_TANH ? " tanh" : "", masked == 1 ? " masked" : masked == 2 ? " groups" : "");
     char n2[160];
     snprintf(n2, sizeof n2, "%s dx", name);
     fd_check(n2, blk_loss, &ctx, ctx.x, dx, (int64_t)T * C);
@@ -475,13 +494,13 @@ static void check_block(int C, int H, int I, int T, int layer_scale, rf_act act,
     }
     /* the attention the block used is what rf_hblock_attention_probs gives */
     double *probs = dzeros((int64_t)H * T * T);
-    CHECK(rf_hblock_attention_probs(&b, ctx.x, mask, T, probs, &err) == 0);
+    CHECK(rf_hblock_attention_probs(&b, ctx.x, mask, group, T, probs, &err) == 0);
     blk_loss(&ctx);
     double e = 0;
     for (int64_t k = 0; k < (int64_t)H * T * T; k++)
         e = fmax(e, fabs(probs[k] - cache.probs[k]));
     CHECKF(e == 0.0, "attention probs differ by %g", e);
-    free(probs), free(mask), free(ctx.x), free(ctx.r), free(ctx.y), free(dx);
+    free(probs), free(mask), free(group), free(ctx.x), free(ctx.r), free(ctx.y), free(dx);
     rf_hblock_cache_free(&cache);
     rf_hblock_free(&b);
     rf_hblock_free(&g);
@@ -508,8 +527,10 @@ int main(void)
     int att[][3] = {{1, 1, 1}, {5, 2, 3}, {9, 3, 4}, {17, 4, 8}};
     for (size_t i = 0; i < sizeof att / sizeof att[0]; i++) {
         check_attention(att[i][0], att[i][1], att[i][2], 0);
-        if (att[i][0] > 2)
+        if (att[i][0] > 2) {
             check_attention(att[i][0], att[i][1], att[i][2], 1);
+            check_attention(att[i][0], att[i][1], att[i][2], 2);
+        }
     }
     check_scale_add(4, 6);
     check_pool(4, 4, 2, 2, 3);
@@ -521,6 +542,7 @@ int main(void)
     check_block(8, 2, 16, 5, 0, RF_ACT_GELU_ERF, 0);
     check_block(8, 2, 16, 6, 1, RF_ACT_GELU_TANH, 1);
     check_block(12, 3, 20, 9, 1, RF_ACT_GELU_ERF, 1);
+    check_block(8, 2, 12, 7, 0, RF_ACT_GELU_ERF, 2);
     printf("worst |analytic - numeric| / max(1, |numeric|): %.3g (tolerance %g)\n", g_worst, TOL);
     return test_finish("test_grad");
 }

@@ -88,7 +88,7 @@ static void check_fixture(rf_backend *be, const char *fixture)
             const float *src = (const float *)full.block_inputs.data + ((int64_t)i * B + b) * T * C;
             for (int64_t k = 0; k < T * C; k++)
                 x[k] = src[k];
-            rf_hblock_forward(&hb, &cache, x, NULL, (int)T, y);
+            rf_hblock_forward(&hb, &cache, x, NULL, NULL, (int)T, y);
             const float *want;
             if (i + 1 < L) {
                 want = (const float *)full.block_inputs.data + ((int64_t)(i + 1) * B + b) * T * C;

@@ -296,7 +296,7 @@ static void check_rollout(void)
     for (int i = 0; i < T * 8; i++)
         x[i] = sin(i * 0.37);
     for (int l = 0; l < L; l++)
-        CHECK(rf_hblock_attention_probs(&b, x, NULL, T, p[l], &err) == 0);
+        CHECK(rf_hblock_attention_probs(&b, x, NULL, NULL, T, p[l], &err) == 0);
     CHECK(rf_saliency_rollout_row((const double *const *)p, L, H, T, e0, row, &err) == 0);
     double lo = 1, hi = 0;
     for (int j = 1; j < T; j++)
