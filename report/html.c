@@ -213,17 +213,19 @@ static const char page_style[] =
     ".legend{display:flex;align-items:center;gap:.4em}.legend .bar{display:inline-block;width:180px;height:12px}\n"
     ".study-image{display:inline-block;margin:0 1em 1em 0;vertical-align:top}\n"
     ".stack{position:relative;display:inline-block;background:#000;line-height:0}\n"
-    ".stack img{display:block;max-width:100%;height:auto}\n"
+    ".stack img{display:block}.stack img.base{width:480px;max-width:100%;height:auto}\n"
     ".stack img.overlay{position:absolute;left:0;top:0;width:100%;height:100%}\n"
     "figcaption{font-size:.85em;color:#555;margin-top:.3em;max-width:520px}\n"
     "pre.note-text{white-space:pre-wrap;background:#fafafa;border:1px solid #ddd;padding:.6em;font-size:.9em}\n"
     "mark{color:inherit;border-radius:2px}\n"
-    ".muted{color:#777}\n";
+    ".muted{color:#777}[hidden]{display:none!important}\n";
 
 /* Reads nothing but the page: the selector shows the chosen finding's
  * overlays and marked notes, the slider sets the overlays' opacity, and
- * after load each image's decoded width goes into data-natural-width (and
- * the count of decoded images into the body's data-images-decoded). */
+ * after load each image's decoded size goes into data-natural-width/-height,
+ * the count of decoded images into the body's data-images-decoded and each
+ * image stack's place on the page into data-rect (x,y,w,h), for checks of
+ * the rendered page. */
 static const char page_script[] =
     "(function(){\n"
     "var sel=document.getElementById('finding-select');\n"
@@ -249,7 +251,8 @@ static const char page_script[] =
     "  var imgs=document.querySelectorAll('img'),n=0;\n"
     "  imgs.forEach(function(i){i.dataset.naturalWidth=i.naturalWidth;i.dataset.naturalHeight=i.naturalHeight;"
     "if(i.complete&&i.naturalWidth>0)n++;});\n"
-    "  document.body.dataset.imagesDecoded=n;document.body.dataset.imagesTotal=imgs.length;\n"
+    "  document.body.dataset.imagesDecoded=n;document.body.dataset.imagesTotal=imgs.length;\n"    "  document.querySelectorAll('.stack').forEach(function(s){var r=s.getBoundingClientRect();"
+    "s.dataset.rect=[r.left+window.scrollX,r.top+window.scrollY,r.width,r.height].map(Math.round).join(',');});\n"
     "});\n"
     "})();\n";
 

@@ -20,6 +20,8 @@ packages=(
   clang libclang-rt-14-dev llvm           # make test-fuzz: libFuzzer + ASan/UBSan runtimes, llvm-symbolizer
   dicom3tools                             # tests: dciodvfy validates the DICOM radfuse writes; dckey, dcdump, dcsrdump read it back
   orthanc curl                            # tests: a loopback Orthanc must accept radfuse's SC and SR objects (REST uploads with curl)
+  python3 python3-jsonschema              # tests: result.json validated against docs/result.schema.json
+  chromium                                # tests: report.html loaded, its DOM dumped and a screenshot taken in headless Chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)
