@@ -73,6 +73,10 @@ static const char usage[] =
     "      conversion), reference range, z-like value and flags; notes found in\n"
     "      FHIR or HL7 as one line each; skipped resources as warnings. --json:\n"
     "      one object per record per line (type lab, note or issue).\n"
+    "  dataset study --data DIR (--row N | --image FILE) --out OUT\n"
+    "      One row of the COVID-19 image data collection (metadata.csv and\n"
+    "      images/) as a study: OUT/study/<row>.dcm (CR, the JPEG's values),\n"
+    "      note.txt and labs.csv when the row has them, ATTRIBUTION.txt.\n"
     "  demo [--dir DIR] [--batch N] [--threads N]\n"
     "      Builds a ViT-B/16 with random weights, runs it on a synthetic\n"
     "      224x224 image and prints the output summary and the time taken.\n"
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
         return cli_dicom(argc - 2, argv + 2);
     if (strcmp(cmd, "text") == 0)
         return cli_text(argc - 2, argv + 2);
+    if (strcmp(cmd, "dataset") == 0)
+        return cli_dataset(argc - 2, argv + 2);
     if (strcmp(cmd, "demo") == 0)
         return cli_demo(argc - 2, argv + 2);
     return cli_fail("unknown command '%s' (see radfuse --help)", cmd);
