@@ -292,12 +292,15 @@ static cJSON *build(jctx *c, const rf_read_result *r)
     return root;
 }
 
-int rf_result_write_json(const rf_read_result *r, const char *path, rf_err *err)
+/* The document's text with a final newline; errors name what. */
+static int json_text(const rf_read_result *r, const char *what, char **out, size_t *len, rf_err *err)
 {
-    int rc = rf_result_check(r, path, err);
+    *out = NULL;
+    *len = 0;
+    int rc = rf_result_check(r, what, err);
     if (rc)
         return rc;
-    jctx c = {0, path, err};
+    jctx c = {0, what, err};
     cJSON *root = build(&c, r);
     char *text = c.rc ? NULL : cJSON_Print(root);
     cJSON_Delete(root);
@@ -305,11 +308,32 @@ int rf_result_write_json(const rf_read_result *r, const char *path, rf_err *err)
         free(text);
         return c.rc;
     }
-    if (!text)
-        return rf_err_set(err, RF_ENOMEM, "%s: out of memory", path);
-    size_t n = strlen(text);
-    text[n] = '\n'; /* replaces the NUL: written by length */
-    rc = rf_write_file_atomic(path, text, n + 1, err);
+    size_t n = text ? strlen(text) : 0;
+    char *t = text ? realloc(text, n + 2) : NULL;
+    if (!t) {
+        free(text);
+        return rf_err_set(err, RF_ENOMEM, "%s: out of memory", what);
+    }
+    t[n] = '\n';
+    t[n + 1] = 0;
+    *out = t;
+    *len = n + 1;
+    return RF_OK;
+}
+
+int rf_result_json(const rf_read_result *r, char **out, size_t *len, rf_err *err)
+{
+    return json_text(r, "result.json", out, len, err);
+}
+
+int rf_result_write_json(const rf_read_result *r, const char *path, rf_err *err)
+{
+    char *text;
+    size_t n;
+    int rc = json_text(r, path, &text, &n, err);
+    if (rc)
+        return rc;
+    rc = rf_write_file_atomic(path, text, n, err);
     free(text);
     return rc;
 }

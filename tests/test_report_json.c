@@ -276,6 +276,16 @@ int main(void)
     check_schema(j0, j1);
     check_contents(j0, &r0);
     check_phi_json(j1);
+    {
+        char *mem;
+        size_t len, flen;
+        rf_err e;
+        char *file = test_read_file(j0, &flen);
+        CHECK(rf_result_json(&r0, &mem, &len, &e) == 0);
+        CHECK(file && mem && len == flen && memcmp(mem, file, len) == 0 && mem[len] == 0 && mem[len - 1] == '\n');
+        free(mem);
+        free(file);
+    }
 
     /* no patient identifier in any output without include_phi; with it, in
      * the JSON, the page and the FHIR report (the positive control) */
