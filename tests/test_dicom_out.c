@@ -14,7 +14,7 @@
  *      series.
  * Sources: CT_small.dcm of pydicom's files (ISO_IR 100 text, so the
  * character set conversion runs) and a chest radiograph study made from a
- * covid-chestxray row by `radfuse dataset study`.
+ * covid-chestxray row by rf_dataset_study (`radfuse dataset study`).
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "dicom_validate.h"
+#include "radfuse/datasets.h"
 #include "radfuse/imaging.h"
 #include "radfuse/render.h"
 #include "radfuse/result.h"
@@ -46,32 +47,6 @@ static char *xdup(const char *s)
     if (!p)
         abort();
     return p;
-}
-
-/* The result is freed here field by field: the test owns what it built. */
-static void free_result(rf_read_result *r)
-{
-    free(r->tool_version);
-    free(r->model.name);
-    free(r->model.version);
-    free(r->model.sha256);
-    free(r->saliency);
-    free(r->study.study_instance_uid);
-    for (size_t i = 0; i < r->nimages; i++) {
-        rf_result_image *im = &r->images[i];
-        free(im->path), free(im->sop_instance_uid), free(im->sop_class_uid), free(im->series_instance_uid);
-        free(im->study_instance_uid), free(im->modality), free(im->reason), free(im->display);
-    }
-    free(r->images);
-    for (size_t f = 0; f < r->nfindings; f++) {
-        rf_result_finding *x = &r->findings[f];
-        free(x->code), free(x->display), free(x->coding_system), free(x->coding_code);
-        for (size_t m = 0; m < x->nmaps; m++)
-            free(x->maps[m].values), free(x->maps[m].overlay), free(x->maps[m].dicom), free(x->maps[m].sop_instance_uid);
-        free(x->maps);
-    }
-    free(r->findings);
-    memset(r, 0, sizeof *r);
 }
 
 /* A Gaussian blob with its peak (value 1) at (pr, pc), sigma a fifth of the short side. */
@@ -364,7 +339,7 @@ static void run_case(const char *src, const char *dciodvfy, const char *dckey_bi
     int rc = rf_result_write_dicom(&r, tmp, &err);
     CHECKF(rc == 0, "%s", err.msg);
     if (rc) {
-        free_result(&r);
+        rf_result_free(&r);
         rf_dicom_image_free(&img);
         return;
     }
@@ -484,7 +459,7 @@ static void run_case(const char *src, const char *dciodvfy, const char *dckey_bi
     r.findings[1].maps[0].image = 7;
     rc = rf_result_write_dicom(&r, tmp, &err);
     CHECKF(rc != 0 && strstr(err.msg, "out of range"), "rc %d: %s", rc, err.msg);
-    free_result(&r);
+    rf_result_free(&r);
     rf_dicom_image_free(&img);
 }
 
@@ -500,5 +475,17 @@ int main(void)
     char src[1024];
     snprintf(src, sizeof src, "%s/data/dicom/pydicom-test-files/CT_small.dcm", shared);
     run_case(src, dciodvfy, dckey_bin, dcsrdump, dcdump);
+    /* the end-to-end study: a chest radiograph made from a covid-chestxray row */
+    char tmp[256], data[1024];
+    test_tmpdir(tmp, sizeof tmp);
+    snprintf(data, sizeof data, "%s/data/covid-chestxray", shared);
+    rf_dataset_study_info info;
+    rf_err err;
+    int rc = rf_dataset_study(data, 174, NULL, tmp, &info, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        snprintf(src, sizeof src, "%s/%s", tmp, info.dicom);
+        run_case(src, dciodvfy, dckey_bin, dcsrdump, dcdump);
+    }
     return test_finish("test_dicom_out");
 }
