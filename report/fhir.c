@@ -74,7 +74,7 @@ static void concept(fctx *c, cJSON *parent, const char *key, const char *system,
 static void quantity(fctx *c, cJSON *parent, const char *key, double v)
 {
     cJSON *q = put(c, parent, key, cJSON_CreateObject());
-    put(c, q, "value", cJSON_CreateNumber(v));
+    put(c, q, "value", rf_json_num(v));
     put_str(c, q, "unit", "1");
     put_str(c, q, "system", FHIR_UCUM);
     put_str(c, q, "code", "1");
@@ -114,6 +114,43 @@ static void study_ref(fctx *c, cJSON *parent, const char *key, const char *uid)
     free(v);
 }
 
+/* A DICOM person name (family^given^middle^prefix^suffix, the first of
+ * its '='-separated representations) as a HumanName: family, given names
+ * and a text in reading order. */
+static void add_name(fctx *c, cJSON *patient, const char *pn)
+{
+    char comp[5][128] = {"", "", "", "", ""};
+    int k = 0;
+    size_t len = 0;
+    for (const char *s = pn; *s && *s != '=' && k < 5; s++) {
+        if (*s == '^') {
+            k++;
+            len = 0;
+        } else if (len + 1 < sizeof comp[0]) {
+            comp[k][len++] = *s;
+            comp[k][len] = 0;
+        }
+    }
+    cJSON *n = put(c, put(c, patient, "name", cJSON_CreateArray()), NULL, cJSON_CreateObject());
+    if (*comp[0])
+        put_str(c, n, "family", comp[0]);
+    if (*comp[1] || *comp[2]) {
+        cJSON *given = put(c, n, "given", cJSON_CreateArray());
+        for (int i = 1; i <= 2; i++)
+            if (*comp[i])
+                put(c, given, NULL, cJSON_CreateString(comp[i]));
+    }
+    char text[5 * 130] = "";
+    static const int order[5] = {3, 1, 2, 0, 4}; /* prefix given middle family suffix */
+    for (int i = 0; i < 5; i++)
+        if (*comp[order[i]]) {
+            if (*text)
+                strcat(text, " ");
+            strcat(text, comp[order[i]]);
+        }
+    put_str(c, n, "text", *text ? text : pn);
+}
+
 static void add_patient(fctx *c, cJSON *contained, const rf_read_result *r)
 {
     cJSON *p = put(c, contained, NULL, cJSON_CreateObject());
@@ -124,11 +161,8 @@ static void add_patient(fctx *c, cJSON *contained, const rf_read_result *r)
         cJSON *id = put(c, ids, NULL, cJSON_CreateObject());
         put_str(c, id, "value", r->study.patient_id);
     }
-    if (r->study.patient_name) {
-        cJSON *names = put(c, p, "name", cJSON_CreateArray());
-        cJSON *n = put(c, names, NULL, cJSON_CreateObject());
-        put_str(c, n, "text", r->study.patient_name);
-    }
+    if (r->study.patient_name)
+        add_name(c, p, r->study.patient_name);
     const char *sex = r->study.patient_sex;
     if (sex && *sex)
         put_str(c, p, "gender", sex[0] == 'M' ? "male" : sex[0] == 'F' ? "female" : sex[0] == 'O' ? "other"

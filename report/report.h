@@ -30,6 +30,16 @@ void rf_buf_printf(rf_buf *b, const char *fmt, ...) __attribute__((format(printf
 void rf_buf_base64(rf_buf *b, const void *data, size_t n);
 void rf_buf_free(rf_buf *b);
 
+/* ---- JSON numbers ---- */
+
+/* A cJSON number node that reads back as exactly v (the shortest of 15, 16
+ * and 17 significant digits that does; cJSON's own printing stops at 15
+ * when the difference is within an epsilon), or at float precision for
+ * rf_json_numf. v must be finite. NULL when out of memory. */
+struct cJSON;
+struct cJSON *rf_json_num(double v);
+struct cJSON *rf_json_numf(float v);
+
 /* ---- PNG ---- */
 
 /* An 8-bit PNG (channels 1 gray, 3 RGB, 4 RGBA) of w x h pixels, rows packed,

@@ -54,16 +54,7 @@ static void add_num(jctx *c, cJSON *o, const char *key, double v)
         c->rc = rf_err_set(c->err, RF_EINVAL, "%s: %s is %g, not a finite number", c->path, key, v);
         return;
     }
-    /* the shortest of 15, 16, 17 significant digits that reads back as the
-     * same double: cJSON's own printing stops at 15 when the difference is
-     * within an epsilon, and a reader should get the very value */
-    char s[40];
-    for (int digits = 15; digits <= 17; digits++) {
-        snprintf(s, sizeof s, "%.*g", digits, v);
-        if (strtod(s, NULL) == v)
-            break;
-    }
-    attach(c, o, key, cJSON_CreateRaw(s));
+    attach(c, o, key, rf_json_num(v));
 }
 
 /* A float field at float precision: 0.83f is written 0.83, not 0.8299999833. */
@@ -75,13 +66,7 @@ static void add_numf(jctx *c, cJSON *o, const char *key, float v)
         c->rc = rf_err_set(c->err, RF_EINVAL, "%s: %s is %g, not a finite number", c->path, key, (double)v);
         return;
     }
-    char s[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(s, sizeof s, "%.*g", digits, (double)v);
-        if (strtof(s, NULL) == v)
-            break;
-    }
-    attach(c, o, key, cJSON_CreateRaw(s));
+    attach(c, o, key, rf_json_numf(v));
 }
 
 static void add_bool(jctx *c, cJSON *o, const char *key, int v)

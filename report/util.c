@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "report/report.h"
 
 /* ---- byte buffer ---- */
@@ -95,6 +97,30 @@ void rf_buf_free(rf_buf *b)
 {
     free(b->p);
     memset(b, 0, sizeof *b);
+}
+
+/* ---- JSON numbers ---- */
+
+cJSON *rf_json_num(double v)
+{
+    char s[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, v);
+        if (strtod(s, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(s);
+}
+
+cJSON *rf_json_numf(float v)
+{
+    char s[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(s, sizeof s, "%.*g", digits, (double)v);
+        if (strtof(s, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(s);
 }
 
 /* ---- PNG ---- */
