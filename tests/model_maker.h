@@ -22,6 +22,9 @@ const char *test_make_model(const char *dir, const rf_fusion_random_opts *o);
  * path into buf. */
 const char *test_make_model_tmp(char *buf, size_t n, const rf_fusion_random_opts *o);
 
+/* Removes a model directory made by the functions above (rm -r). */
+void test_model_remove(const char *dir);
+
 /* The shared WordPiece vocabulary (exits when the shared data is missing). */
 const char *test_shared_vocab(void);
 

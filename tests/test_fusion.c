@@ -226,6 +226,9 @@ int main(void)
             rf_fusion_free(f);
         }
         free(a);
+        test_model_remove(sub);
+        test_model_remove(inl);
+        test_model_remove(shard);
     }
     rf_backend_destroy(cpu);
     fc_close(&fx);

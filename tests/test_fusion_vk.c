@@ -104,6 +104,7 @@ int main(void)
         fc_study_free(enc);
         rf_fusion_free(fc);
         rf_fusion_free(fv);
+        test_model_remove(dir);
     }
     rf_backend_destroy(vk);
     rf_backend_destroy(cpu);
