@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# Prepares the GPU benchmark (bench/gpu.sh) on this machine: builds radfuse
-# (Release) and puts the binaries and the one shared library they need beside
-# Debian's Vulkan loader packages, in folders git ignores, for the device tool
-# to carry:   run(command="bash bench/gpu.sh", carry=[".gl", ".gpu"])
+# Prepares the GPU benchmark (bench/gpu.sh) and the Vulkan tests' run on the
+# GPU (bench/gpu-tests.sh) on this machine: builds radfuse (Release) in BUILD
+# (default build/) and puts the binaries, the shared libraries they need that
+# are not the C/C++ runtime, and the reference fixtures the tests read beside
+# Debian's Vulkan loader package, in folders git ignores, for the device tool
+# to carry:   run(command="bash bench/gpu.sh && bash bench/gpu-tests.sh", carry=[".gl", ".gpu"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+shared=${RADFUSE_SHARED:-../shared}
 scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build --target radfuse model_bench gemm_device_bench
-rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
-cp build/radfuse build/model_bench build/gemm_device_bench .gpu/bin/
-cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 .gpu/lib/
-# the GPU machine has a driver but no Vulkan loader
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+tests=(test_vk_gemm test_vk_attention test_vk_elementwise test_vk_vit test_vk_coopmat test_parity test_text_encoder)
+have=()
+for t in "${tests[@]}"; do [[ -f tests/$t.c ]] && have+=("$t"); done
+cmake --build "$build" --target radfuse model_bench gemm_device_bench "${have[@]}"
+rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib .gpu/shared/fixtures
+for b in radfuse model_bench gemm_device_bench "${have[@]}"; do cp "$build/$b" .gpu/bin/; done
+# the GPU machine runs another distribution: take every library but the C and
+# C++ runtimes along (bench/gpu.sh puts them on the path of radfuse's binaries only)
+ldd .gpu/bin/* | awk '/=> \//{print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux-x86-64|libvulkan)\.so' |
+  while read -r lib; do cp -L "$lib" .gpu/lib/; done
+cp -r "$shared/fixtures/reference" "$shared/fixtures/tokenizer" .gpu/shared/fixtures/
+# the GPU machine has a driver but no Vulkan loader, nor the GL dispatch
+# libraries (glvnd) that NVIDIA's Vulkan driver library links
 mkdir -p .gl /tmp/amd64/partial
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 apt-get $o update -q >/dev/null
-(cd .gl && rm -f ./*.deb && apt-get $o download libvulkan1 2>&1 | grep -v unsandboxed || true)
-exclude=$(git rev-parse --git-path info/exclude)
-mkdir -p "$(dirname "$exclude")"
-for d in /.gl/ /.gpu/; do grep -qxF "$d" "$exclude" 2>/dev/null || echo "$d" >>"$exclude"; done
+(cd .gl && rm -f ./*.deb && apt-get $o download libvulkan1 libglvnd0 libgl1 libglx0 libegl1 libopengl0 libgles2 2>&1 | grep -v unsandboxed || true)
+if exclude=$(git rev-parse --git-path info/exclude 2>/dev/null); then # not in an exported snapshot
+  mkdir -p "$(dirname "$exclude")"
+  for d in /.gl/ /.gpu/; do grep -qxF "$d" "$exclude" 2>/dev/null || echo "$d" >>"$exclude"; done
+fi
 du -sh .gpu .gl

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmark, one command on the lent GPU machine (after bench/gpu-prepare.sh here):
 #   run(command="bash bench/gpu.sh", carry=[".gl", ".gpu"])
+#   (after bench/gpu-prepare.sh; bench/gpu-tests.sh runs the Vulkan tests there)
 # Prints, from the same run: radfuse on Vulkan (fp16 weights) against PyTorch eager
 # fp16 on CUDA for ViT-B/16 throughput at batch 256 and latency at batch 1,
 # BERT-base throughput at batch 256 x 128 tokens, and a 4096^3 GEMM against
@@ -11,19 +12,41 @@ out=${OUT:-/tmp/radfuse-gpu}
 mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
-export LD_LIBRARY_PATH=$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}
+# radfuse's libraries (Debian 12's) on the path of its binaries only, not of python3
+rflib=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nv=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [[ -f $nv ]] && export VK_DRIVER_FILES=$nv
 bin=.gpu/bin
+rf() { LD_LIBRARY_PATH=$rflib "$@"; }
+# a driver library that cannot load shows as "no driver installed": say why
+if [[ -f $nv ]]; then
+  lib=$(sed -n 's/.*"library_path": *"\([^"]*\)".*/\1/p' "$nv")
+  [[ $lib == /* ]] || lib=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+  ldd "$lib" 2>&1 | grep -i 'not found' | sed "s|^|# $lib: |" || true
+fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | sed 's/^/# gpu: /'
-"$bin/radfuse" model random --arch vit_base_patch16_224 --out /tmp/vit >/dev/null
-"$bin/radfuse" model random --arch bert_base --out /tmp/bert >/dev/null
+rf "$bin/radfuse" model random --arch vit_base_patch16_224 --out /tmp/vit >/dev/null
+rf "$bin/radfuse" model random --arch bert_base --out /tmp/bert >/dev/null
 {
-  "$bin/model_bench" /tmp/vit --device vulkan --precision fp16 --batch 1,256 --iters 20
-  "$bin/model_bench" /tmp/bert --device vulkan --precision fp16 --batch 256 --tokens 128 --iters 10
-  "$bin/gemm_device_bench" --device vulkan --precision fp16 --size 4096
-  "$bin/gemm_device_bench" --device vulkan --precision fp32 --size 4096
+  rf "$bin/model_bench" /tmp/vit --device vulkan --precision fp16 --batch 1,256 --iters 20 || echo "# model_bench failed: exit $?"
+  rf "$bin/model_bench" /tmp/bert --device vulkan --precision fp16 --batch 256 --tokens 128 --iters 10 || echo "# model_bench failed: exit $?"
+  rf "$bin/gemm_device_bench" --device vulkan --precision fp16 --size 4096 || echo "# gemm_device_bench failed: exit $?"
+  rf "$bin/gemm_device_bench" --device vulkan --precision fp32 --size 4096 || echo "# gemm_device_bench failed: exit $?"
 } | tee "$out/radfuse.jsonl"
+# GPU_EXTRA=1: also the same runs without tensor cores (RADFUSE_VK_COOPMAT=0),
+# the 4096^3 GEMM on each tensor-core tile variant, and per-kernel GPU time of
+# ViT-B/16 at batch 256 (RADFUSE_PROFILE=1)
+if [[ ${GPU_EXTRA:-0} == 1 ]]; then
+  tag() { sed "s/^{/{\"variant\": \"$1\", /"; }
+  {
+    RADFUSE_VK_COOPMAT=0 rf "$bin/model_bench" /tmp/vit --device vulkan --precision fp16 --batch 1,256 --iters 10 | tag no-coopmat
+    RADFUSE_VK_COOPMAT=0 rf "$bin/model_bench" /tmp/bert --device vulkan --precision fp16 --batch 256 --tokens 128 --iters 5 | tag no-coopmat
+    for s in gemm_coop_n256 gemm_coop gemm_coop_s gemm_coop_256 gemm_coop_n256t gemm_coop_m64n256; do
+      RADFUSE_VK_COOP_SHADER=$s rf "$bin/gemm_device_bench" --device vulkan --precision fp16 --size 4096 | tag $s
+    done
+    RADFUSE_PROFILE=1 rf "$bin/model_bench" /tmp/vit --device vulkan --precision fp16 --batch 256 --iters 1 2>&1 | tail -14
+  } | tee "$out/extra.jsonl" || true
+fi
 python3 bench/gpu_torch.py /tmp/vit /tmp/bert --iters 20 | tee "$out/torch.jsonl"
 python3 - "$out/radfuse.jsonl" "$out/torch.jsonl" <<'PY' | tee "$out/summary.txt"
 import json, sys

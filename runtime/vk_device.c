@@ -117,6 +117,71 @@ static int pick_device(rf_vk *vk, int index, int require_gpu, rf_err *err)
     return RF_OK;
 }
 
+static int device_extension(rf_vk *vk, const char *name)
+{
+    uint32_t n = 0;
+    if (vk->fn.vkEnumerateDeviceExtensionProperties(vk->physical, NULL, &n, NULL) != VK_SUCCESS)
+        return 0;
+    VkExtensionProperties *ext = calloc(n ? n : 1, sizeof *ext);
+    if (!ext)
+        return 0;
+    int found = 0;
+    if (vk->fn.vkEnumerateDeviceExtensionProperties(vk->physical, NULL, &n, ext) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = strcmp(ext[i].extensionName, name) == 0;
+    free(ext);
+    return found;
+}
+
+/* Whether the gemm_coop shaders can run: VK_NV_cooperative_matrix with a
+ * 16x16x16 fp16 x fp16 -> fp32 subgroup-scope product in compute shaders,
+ * 32-wide subgroups with the basic operations (the shaders split their
+ * workgroup into subgroups by gl_SubgroupID), fp16, and the 40 KiB of shared
+ * memory the largest tile needs. Lavapipe has none of it. */
+static int coopmat_usable(rf_vk *vk)
+{
+    const char *env = getenv("RADFUSE_VK_COOPMAT");
+    if ((env && strcmp(env, "0") == 0) || !vk->has_fp16 || vk->subgroup_size != 32 ||
+        !vk->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV ||
+        vk->props.limits.maxComputeSharedMemorySize < 40 * 1024 ||
+        !device_extension(vk, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME))
+        return 0;
+    VkPhysicalDeviceSubgroupProperties sub = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV cp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV, .pNext = &sub};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &cp};
+    vk->fn.vkGetPhysicalDeviceProperties2(vk->physical, &p2);
+    if (!(cp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
+        !(sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
+        !(sub.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT))
+        return 0;
+    /* glslang declares the Vulkan memory model for these shaders */
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = &f12};
+    VkPhysicalDeviceFeatures2 f = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &cf};
+    vk->fn.vkGetPhysicalDeviceFeatures2(vk->physical, &f);
+    if (!cf.cooperativeMatrix || !f12.vulkanMemoryModel)
+        return 0;
+    uint32_t n = 0;
+    if (vk->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(vk->physical, &n, NULL) != VK_SUCCESS || n == 0)
+        return 0;
+    VkCooperativeMatrixPropertiesNV *mp = calloc(n, sizeof *mp);
+    if (!mp)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        mp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    int found = 0;
+    if (vk->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(vk->physical, &n, mp) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = mp[i].MSize == 16 && mp[i].NSize == 16 && mp[i].KSize == 16 &&
+                    mp[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && mp[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    mp[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV && mp[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    mp[i].scope == VK_SCOPE_SUBGROUP_NV;
+    free(mp);
+    return found;
+}
+
 /* ---- pipeline cache on disk ---- */
 
 static void cache_path(rf_vk *vk)
@@ -265,8 +330,17 @@ int rf_vk_open(rf_vk *vk, int index, int require_gpu, rf_err *err)
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
                                             .pNext = &f11, .bufferDeviceAddress = VK_TRUE,
                                             .shaderFloat16 = vk->has_fp16};
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f12,
-                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci};
+    vk->has_coopmat = coopmat_usable(vk);
+    f12.vulkanMemoryModel = vk->has_coopmat ? VK_TRUE : VK_FALSE;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = &f12,
+        .cooperativeMatrix = VK_TRUE};
+    const char *coop_ext = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                              .pNext = vk->has_coopmat ? (const void *)&fcm : (const void *)&f12,
+                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci,
+                              .enabledExtensionCount = vk->has_coopmat ? 1 : 0,
+                              .ppEnabledExtensionNames = &coop_ext};
     if ((r = vk->fn.vkCreateDevice(vk->physical, &dci, NULL, &vk->device)) != VK_SUCCESS) {
         rf_vk_close(vk);
         return vk_fail(err, r, "vkCreateDevice");
@@ -506,8 +580,22 @@ int rf_vk_read(rf_vk *vk, void *dst, VkDeviceAddress src, size_t row_bytes, size
     size_t span = rows ? (rows - 1) * src_pitch + row_bytes : 0;
     if (!b || src + span > b->address + b->size)
         return rf_err_set(err, RF_EINVAL, "vulkan: download outside any buffer");
-    if (row_bytes > vk->staging->size)
-        return rf_err_set(err, RF_EINVAL, "vulkan: a row of %zu bytes exceeds the staging buffer", row_bytes);
+    if (rows > 1 && src_pitch == row_bytes) { /* contiguous rows are one long row */
+        row_bytes *= rows;
+        rows = 1;
+    }
+    if (row_bytes > vk->staging->size) { /* longer than the staging buffer: each row in pieces */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t done = 0; done < row_bytes;) {
+                size_t n = row_bytes - done < vk->staging->size ? row_bytes - done : vk->staging->size;
+                int rc = rf_vk_read(vk, (char *)dst + r * row_bytes + done, src + r * src_pitch + done, n, 1, n,
+                                    err);
+                if (rc)
+                    return rc;
+                done += n;
+            }
+        return RF_OK;
+    }
     size_t per = vk->staging->size / row_bytes; /* rows per round trip */
     VkBufferCopy regions[256];
     for (size_t r0 = 0; r0 < rows;) {

@@ -41,6 +41,10 @@ typedef struct rf_vk {
     VkPhysicalDeviceMemoryProperties memory_props;
     uint32_t subgroup_size;
     int has_fp16;      /* shaderFloat16 + storageBuffer16BitAccess enabled */
+    /* VK_NV_cooperative_matrix enabled with 16x16x16 fp16 x fp16 -> fp32 at
+     * subgroup scope on 32-wide subgroups (tensor cores): fp16 linears run
+     * the gemm_coop shaders. RADFUSE_VK_COOPMAT=0 keeps them off. */
+    int has_coopmat;
     rf_precision precision; /* of linears prepared from now on (RF_PRECISION_FP16 needs has_fp16) */
     VkDevice device;
     VkQueue queue;

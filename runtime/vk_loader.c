@@ -43,6 +43,7 @@ int rf_vk_load_instance(rf_vk_fn *fn, VkInstance inst, rf_err *err)
 #undef RF_VK_LOAD_INSTANCE
 #define RF_VK_LOAD_OPTIONAL(name) fn->name = (PFN_##name)fn->vkGetInstanceProcAddr(inst, #name);
     RF_VK_DEBUG_FUNCS(RF_VK_LOAD_OPTIONAL)
+    RF_VK_OPTIONAL_INSTANCE_FUNCS(RF_VK_LOAD_OPTIONAL)
 #undef RF_VK_LOAD_OPTIONAL
     return RF_OK;
 }

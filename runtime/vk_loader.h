@@ -32,6 +32,10 @@
     X(vkCreateDebugUtilsMessengerEXT)                                                               \
     X(vkDestroyDebugUtilsMessengerEXT)
 
+/* instance functions of extensions, NULL where the driver has none */
+#define RF_VK_OPTIONAL_INSTANCE_FUNCS(X)                                                            \
+    X(vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+
 #define RF_VK_DEVICE_FUNCS(X)                                                                       \
     X(vkDestroyDevice)                                                                              \
     X(vkGetDeviceQueue)                                                                             \
@@ -84,6 +88,7 @@ typedef struct rf_vk_fn {
     RF_VK_GLOBAL_FUNCS(RF_VK_DECLARE)
     RF_VK_INSTANCE_FUNCS(RF_VK_DECLARE)
     RF_VK_DEBUG_FUNCS(RF_VK_DECLARE)
+    RF_VK_OPTIONAL_INSTANCE_FUNCS(RF_VK_DECLARE)
     RF_VK_DEVICE_FUNCS(RF_VK_DECLARE)
 #undef RF_VK_DECLARE
 } rf_vk_fn;
@@ -91,7 +96,7 @@ typedef struct rf_vk_fn {
 /* Opens the loader and the global functions. Fails (message set) when no
  * loader is installed. */
 int rf_vk_load(rf_vk_fn *fn, rf_err *err);
-/* Instance-level functions (the debug ones may stay NULL). */
+/* Instance-level functions (the debug and optional ones may stay NULL). */
 int rf_vk_load_instance(rf_vk_fn *fn, VkInstance inst, rf_err *err);
 int rf_vk_load_device(rf_vk_fn *fn, VkDevice dev, rf_err *err);
 /* Forgets the functions; the loader library itself stays loaded. */

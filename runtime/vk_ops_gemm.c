@@ -15,9 +15,18 @@
  * of the shader, which reads B as halves and widens each to fp32 as it loads
  * it (bias, accumulation, activation and residual stay fp32). Which shader
  * runs follows l->prepared, not the current precision setting.
+ *
+ * On devices with tensor cores through VK_NV_cooperative_matrix
+ * (rf_vk.has_coopmat), fp16 linears whose rows are whole 16-byte vectors
+ * record gemm_coop instead (shaders/gemm_coop.comp): the activations are
+ * rounded to fp16 too, as they enter the 16x16x16 products, which still
+ * accumulate in fp32. 128x256 tiles where the grid has enough of them to
+ * fill the device, else gemm_coop_s's 64x64. RADFUSE_VK_COOP_SHADER names
+ * another built variant (for tuning on a GPU).
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/vk_ops.h"
 
@@ -95,6 +104,49 @@ static int run_gemm(rf_vk *vk, gemm_params p, int64_t batch, gemm_kind kind, rf_
         }
     }
     return RF_OK;
+}
+
+/* gemm_coop's variants: name, tile (both shaders' grids are x = N tiles, y = M tiles) */
+typedef struct coop_kind {
+    const char *shader;
+    int bm, bn;
+} coop_kind;
+
+static const coop_kind COOP_KINDS[] = {
+    {"gemm_coop_n256", 128, 256}, /* large grids */
+    {"gemm_coop_s", 64, 64},      /* small grids */
+    /* others, used only when RADFUSE_VK_COOP_SHADER names them (tuning) */
+    {"gemm_coop", 128, 128},
+    {"gemm_coop_256", 256, 256},
+    {"gemm_coop_n256t", 128, 256},
+    {"gemm_coop_m64n256", 64, 256},
+};
+
+/* A large-tile grid with fewer workgroups than this leaves SMs idle (132 on
+ * an H100): use the small tile. */
+#define COOP_MIN_GROUPS 256
+
+/* Records p (a linear with fp16 weights) on tensor cores if the device and
+ * the operands allow: *done = 1 when recorded. */
+static int run_coop(rf_vk *vk, const gemm_params *p, int *done, rf_err *err)
+{
+    *done = 0;
+    if (!vk->has_coopmat || p->flags & F_PATCH || p->a_sk != 1 || p->b_sk != 1 || p->K % 8 || p->a_sm % 4 ||
+        p->b_sn % 8 || p->a % 16 || p->b % 16 || p->M == 0 || p->N == 0)
+        return RF_OK;
+    const coop_kind *k = &COOP_KINDS[0];
+    if (tiles(p->M, k->bm) * tiles(p->N, k->bn) < COOP_MIN_GROUPS)
+        k = &COOP_KINDS[1];
+    const char *force = getenv("RADFUSE_VK_COOP_SHADER");
+    for (size_t i = 0; force && i < sizeof COOP_KINDS / sizeof COOP_KINDS[0]; i++)
+        if (strcmp(force, COOP_KINDS[i].shader) == 0)
+            k = &COOP_KINDS[i];
+    int64_t nt = tiles(p->N, k->bn), mt = tiles(p->M, k->bm);
+    const uint32_t *limit = vk->props.limits.maxComputeWorkGroupCount;
+    if (nt > limit[0] || mt > limit[1])
+        return RF_OK;
+    *done = 1;
+    return rf_vk_dispatch(vk, k->shader, p, sizeof *p, (uint32_t)nt, (uint32_t)mt, 1, err);
 }
 
 /* ---- linear ---- */
@@ -229,6 +281,12 @@ int rf_vk_linear(rf_backend *be, rf_tensor *y, const rf_tensor *x, const rf_line
         p.res = rf_vk_addr(residual);
         p.ldr = (int32_t)residual->stride[0];
         p.flags |= F_RES;
+    }
+    if (kind.b_bytes == 2) {
+        int done = 0;
+        rc = run_coop(rf_vk_of(be), &p, &done, err);
+        if (rc || done)
+            return rc;
     }
     return run_gemm(rf_vk_of(be), p, 1, kind, err);
 }
