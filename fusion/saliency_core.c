@@ -118,33 +118,39 @@ int rf_saliency_rollout(const double *const *probs, int L, int H, int T, double 
     return RF_OK;
 }
 
+int rf_saliency_rollout_step(const double *probs, int H, int T, double *v, rf_err *err)
+{
+    double *a = malloc((size_t)T * T * sizeof *a), *u = calloc((size_t)T, sizeof *u);
+    if (!a || !u) {
+        free(a);
+        free(u);
+        return rf_err_set(err, RF_ENOMEM, "rollout: out of memory for %d tokens", T);
+    }
+    mixed_attention(probs, H, T, a);
+    for (int i = 0; i < T; i++) {
+        double wi = v[i];
+        if (wi == 0.0)
+            continue;
+        const double *row = a + (int64_t)i * T;
+        for (int j = 0; j < T; j++)
+            u[j] += wi * row[j];
+    }
+    memcpy(v, u, (size_t)T * sizeof *v);
+    free(a);
+    free(u);
+    return RF_OK;
+}
+
 int rf_saliency_rollout_row(const double *const *probs, int L, int H, int T, const double *w, double *out,
                             rf_err *err)
 {
-    int64_t TT = (int64_t)T * T;
-    double *a = malloc((size_t)TT * sizeof *a), *v = malloc((size_t)T * sizeof *v);
-    if (!a || !v) {
-        free(a);
-        free(v);
-        return rf_err_set(err, RF_ENOMEM, "rollout: out of memory for %d tokens", T);
-    }
     /* w^T A_L ... A_1: from the last layer down, a vector at a time */
     memcpy(out, w, (size_t)T * sizeof *out);
     for (int l = L - 1; l >= 0; l--) {
-        mixed_attention(probs[l], H, T, a);
-        memset(v, 0, (size_t)T * sizeof *v);
-        for (int i = 0; i < T; i++) {
-            double wi = out[i];
-            if (wi == 0.0)
-                continue;
-            const double *row = a + (int64_t)i * T;
-            for (int j = 0; j < T; j++)
-                v[j] += wi * row[j];
-        }
-        memcpy(out, v, (size_t)T * sizeof *out);
+        int rc = rf_saliency_rollout_step(probs[l], H, T, out, err);
+        if (rc)
+            return rc;
     }
-    free(a);
-    free(v);
     return RF_OK;
 }
 

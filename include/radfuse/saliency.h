@@ -81,6 +81,11 @@ typedef struct rf_saliency_finding {
     rf_result_span *spans; /* by decreasing |weight| */
     size_t nspans;
     double input_weight[RF_MODALITY_COUNT];
+    /* gradient x input of each text row of the fusion sequence, in layout
+     * order (rf_fusion_layout: a note's document vector, then its tokens),
+     * before merging and normalization; NULL when text is absent */
+    double *text_attr;
+    int ntext_attr;
 } rf_saliency_finding;
 
 typedef struct rf_saliency_result {
@@ -138,6 +143,10 @@ int rf_saliency_gradcam(const double *act, const double *grad, int n, int c, flo
  * (row t: how much of token t's final state comes from each input token).
  */
 int rf_saliency_rollout(const double *const *probs, int L, int H, int T, double *out, rf_err *err);
+/* One layer of the vector form: v [T] = v^T (0.5 mean_h(probs) + 0.5 I),
+ * rows renormalized (probs [H, T, T]). Walking the layers from the last to
+ * the first gives w^T rollout. */
+int rf_saliency_rollout_step(const double *probs, int H, int T, double *v, rf_err *err);
 /* w^T rollout for a weighting w [T] of the final tokens (w = e_0: the CLS
  * row), into out [T], in O(L T^2) without the T x T product. */
 int rf_saliency_rollout_row(const double *const *probs, int L, int H, int T, const double *w, double *out,
