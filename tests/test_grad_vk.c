@@ -15,13 +15,24 @@
  * capture of the last block alone must equal the last slice of the full
  * one, and a linear layer kept only in the backend's fp16 form must give
  * RF_EUNSUP with a message saying so.
+ *
+ * Then the saliency of a random fusion model (an image and a note) on both
+ * backends: the weights the gradient methods read back from Vulkan, its
+ * vision captures and its batched occlusion passes must give the CPU's
+ * maps (max abs difference <= 1e-3 on maps normalized to [0, 1]), input
+ * weights (1e-4) and span weights (1e-3); on a Vulkan model loaded with
+ * fp16 weights, Grad-CAM is refused with one line saying why (where the
+ * device has fp16 at all).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fusion/fusion_model.h"
 #include "fusion/grad.h"
+#include "radfuse/saliency.h"
 #include "runtime/model.h"
+#include "tests/model_maker.h"
 #include "tests/testutil.h"
 
 int rf_vk_backend_create(rf_backend **out, int device, int threads, rf_err *err);
@@ -127,6 +138,83 @@ static void check_fixture(rf_backend *be, const char *fixture)
     rf_model_free(m);
 }
 
+static void saliency_both(rf_backend *cpu, rf_backend *vk)
+{
+    char dir[256];
+    test_make_model_tmp(dir, sizeof dir, NULL);
+    rf_fusion *f[2];
+    rf_err err;
+    rf_backend *bes[2] = {cpu, vk};
+    for (int b = 0; b < 2; b++)
+        if (rf_fusion_load(&f[b], dir, bes[b], &err)) {
+            fprintf(stderr, "FATAL: %s\n", err.msg);
+            exit(1);
+        }
+    const char *note = "Patchy opacities in both lower lobes, consistent with pneumonia.";
+    rf_text_encoding enc[2];
+    float *img = test_falloc(3 * 64 * 64);
+    test_fill_random(img, 3 * 64 * 64, 5, 1.0f);
+    int rows[1] = {90}, cols[1] = {70};
+    rf_saliency_method methods[3] = {RF_SALIENCY_GRADCAM, RF_SALIENCY_ROLLOUT, RF_SALIENCY_OCCLUSION};
+    for (int b = 0; b < 2; b++)
+        CHECK(rf_fusion_encode_note(f[b], note, strlen(note), &enc[b], &err) == 0);
+    for (int mi = 0; mi < 3; mi++) {
+        rf_saliency_result r[2];
+        for (int b = 0; b < 2; b++) {
+            rf_fusion_study s = {.height = 64, .width = 64, .images = img, .nimages = 1, .notes = &enc[b], .nnotes = 1};
+            rf_saliency_opts o;
+            rf_saliency_opts_init(&o);
+            o.method = methods[mi];
+            int rc = rf_saliency_run(f[b], &s, rows, cols, &o, &r[b], &err);
+            CHECKF(rc == 0, "%s on %s: %s", rf_saliency_method_name(o.method), rf_backend_name(bes[b]), err.msg);
+        }
+        double dmap = 0, dw = 0, dspan = 0;
+        int same = r[0].nfindings == r[1].nfindings;
+        for (int k = 0; same && k < r[0].nfindings; k++) {
+            rf_saliency_finding *a = &r[0].findings[k], *c = &r[1].findings[k];
+            same = a->nmaps == 1 && c->nmaps == 1 && a->nspans == c->nspans;
+            if (!same)
+                break;
+            dmap = fmax(dmap, test_max_abs_diff(a->maps[0].values, c->maps[0].values, rows[0] * cols[0]));
+            for (int m = 0; m < RF_MODALITY_COUNT; m++)
+                dw = fmax(dw, fabs(a->input_weight[m] - c->input_weight[m]));
+            for (size_t j = 0; j < a->nspans; j++)
+                dspan = fmax(dspan, fabs(a->spans[j].weight - c->spans[j].weight));
+        }
+        CHECKF(same, "%s: CPU and Vulkan give different numbers of maps or spans", rf_saliency_method_name(methods[mi]));
+        CHECKF(dmap <= 1e-3 && dw <= 1e-4 && dspan <= 1e-3, "%s: CPU vs Vulkan maps %g, input weights %g, spans %g",
+               rf_saliency_method_name(methods[mi]), dmap, dw, dspan);
+        printf("saliency %-9s CPU vs Vulkan: maps %.3g, input weights %.3g, span weights %.3g\n",
+               rf_saliency_method_name(methods[mi]), dmap, dw, dspan);
+        rf_saliency_result_free(&r[0]);
+        rf_saliency_result_free(&r[1]);
+    }
+    for (int b = 0; b < 2; b++) {
+        rf_text_encoding_free(&enc[b]);
+        rf_fusion_free(f[b]);
+    }
+    /* fp16 weights exist only in their prepared form: gradients are refused */
+    rf_backend *vk16;
+    if (rf_backend_create(&vk16, "vulkan", 0, &err) == 0) {
+        if (rf_backend_set_precision(vk16, RF_PRECISION_FP16, &err) == 0) {
+            rf_fusion *h;
+            CHECK(rf_fusion_load(&h, dir, vk16, &err) == 0);
+            rf_fusion_study s = {.height = 64, .width = 64, .images = img, .nimages = 1};
+            rf_saliency_opts o;
+            rf_saliency_opts_init(&o);
+            rf_saliency_result r;
+            int rc = rf_saliency_run(h, &s, rows, cols, &o, &r, &err);
+            CHECKF(rc == RF_EUNSUP && strstr(err.msg, "fp16"), "fp16 model: %d %s", rc, err.msg);
+            rf_saliency_result_free(&r);
+            rf_fusion_free(h);
+        } else {
+            printf("vulkan device has no fp16 weights (%s): the fp16 refusal is checked on a block above\n", err.msg);
+        }
+        rf_backend_destroy(vk16);
+    }
+    free(img);
+}
+
 int main(void)
 {
     rf_backend *cpu, *vk;
@@ -137,6 +225,7 @@ int main(void)
         check_fixture(vk, fixtures[i]);
     }
     printf("worst host-vs-backend difference %.3g (tolerance %g)\n", g_worst, TOL);
+    saliency_both(cpu, vk);
     rf_backend_destroy(vk);
     rf_backend_destroy(cpu);
     return test_finish("test_grad_vk");
