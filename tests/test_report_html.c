@@ -244,9 +244,10 @@ static char *run_chromium(const char *profile, const char *mode, const char *url
     char budget[] = "--virtual-time-budget=10000", size[64], prof[600];
     snprintf(size, sizeof size, "--window-size=%d,%d", WIN_W, WIN_H);
     snprintf(prof, sizeof prof, "--user-data-dir=%s", profile);
+    /* --disable-dev-shm-usage: containers often give /dev/shm a few MB */
     char *argv[] = {"/usr/bin/timeout", "120", CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--hide-scrollbars", "--force-device-scale-factor=1", "--no-first-run", prof, budget, size,
-                    (char *)mode, (char *)url, NULL};
+                    "--hide-scrollbars", "--force-device-scale-factor=1", "--no-first-run",
+                    "--disable-dev-shm-usage", prof, budget, size, (char *)mode, (char *)url, NULL};
     size_t cap = 16u << 20;
     char *out = test_xmalloc(cap);
     static char errb[65536];
