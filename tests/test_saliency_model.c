@@ -18,6 +18,8 @@
  *    projection reading the mark, a fusion block attending to it. The top
  *    span is the word "pneumonia" in the note, with weight 1, and no other
  *    span passes the 0.05 floor;
+ *  - Grad-CAM of a random model against central differences of the
+ *    model's own forward pass (check_gradcam_fd says how);
  *  - random models (joint and cross attention, with images, a prior, notes
  *    and labs): every method runs; maps are on the original grid in [0, 1]
  *    with the peak at a 1; spans lie inside their notes with the top
@@ -511,6 +513,108 @@ static void check_token(rf_backend *be, const char *dir)
     rf_fusion_free(f);
 }
 
+static double logit_of(rf_fusion *f, const rf_fusion_study *s, int k);
+
+/* ---- Grad-CAM against the model's own forward pass ---- */
+
+/*
+ * A random model whose first vision block adds nothing and whose patch
+ * embedding gives channel e the mean of the 24 inputs i with i % 32 == e:
+ * the last block's input token t is then act_t = W px_t + b + pos_t, and
+ * adding the pixel pattern u(v) (u_i = v[i % 32]) to every patch moves
+ * every token by v. So the Grad-CAM value of token t before its ReLU,
+ * alpha . act_t = (1/N) sum_s grad_s . act_t, is (1/N) times the
+ * derivative of the logit along u(act_t) over all patches: central
+ * differences of rf_fusion_forward on the backend. The maps (ReLU, divided
+ * by the maximum) must agree to 1e-2.
+ */
+static void check_gradcam_fd(rf_backend *be)
+{
+    char dir[256];
+    rf_fusion_random_opts o;
+    test_model_defaults(&o);
+    o.inline_sections = 1;
+    o.with_text = 0;
+    o.seed = 3;
+    test_make_model_tmp(dir, sizeof dir, &o);
+    wfile w;
+    wf_load(&w, dir);
+    float *pw = W(&w, "vision.embeddings.patch_embeddings.projection.weight", DV * 768);
+    for (int e = 0; e < DV; e++)
+        for (int i = 0; i < 768; i++)
+            pw[e * 768 + i] = i % DV == e ? 1.0f / 24 : 0.0f;
+    zero(&w, "vision.encoder.layer.0.attention.output.dense.weight", DV * DV);
+    zero(&w, "vision.encoder.layer.0.attention.output.dense.bias", DV);
+    zero(&w, "vision.encoder.layer.0.output.dense.weight", DV * IV);
+    zero(&w, "vision.encoder.layer.0.output.dense.bias", DV);
+    float pb[DV], pos[(1 + NPATCH) * DV];
+    memcpy(pb, W(&w, "vision.embeddings.patch_embeddings.projection.bias", DV), sizeof pb);
+    memcpy(pos, W(&w, "vision.embeddings.position_embeddings", (1 + NPATCH) * DV), sizeof pos);
+    wf_save(&w, dir);
+    rf_fusion *f;
+    rf_err err;
+    if (rf_fusion_load(&f, dir, be, &err)) {
+        fprintf(stderr, "FATAL: %s\n", err.msg);
+        exit(1);
+    }
+    float *img = test_falloc(3 * 64 * 64), *var = test_falloc(3 * 64 * 64);
+    test_fill_random(img, 3 * 64 * 64, 31, 1.0f);
+    rf_fusion_study s = {.height = 64, .width = 64, .images = img, .nimages = 1};
+    int rows[1] = {4}, cols[1] = {4};
+    rf_saliency_opts so;
+    rf_saliency_opts_init(&so);
+    so.sigma = -1;
+    rf_saliency_result r;
+    CHECK(rf_saliency_run(f, &s, rows, cols, &so, &r, &err) == 0);
+    double worst = 0;
+    int lit = 0;
+    for (int k = 0; k < r.nfindings; k++) {
+        double fd[NPATCH], mx = 0;
+        for (int t = 0; t < NPATCH; t++) {
+            /* act_t from the pixels of patch t */
+            int py = t / GRID, px = t % GRID;
+            double act[DV] = {0};
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 16; y++)
+                    for (int x = 0; x < 16; x++) {
+                        int i = c * 256 + y * 16 + x;
+                        act[i % DV] += img[(c * 64 + py * 16 + y) * 64 + px * 16 + x] / 24.0;
+                    }
+            for (int e = 0; e < DV; e++)
+                act[e] += pb[e] + pos[(1 + t) * DV + e];
+            double z[2];
+            const double eps = 1e-2;
+            for (int sgn = 0; sgn < 2; sgn++) {
+                for (int c = 0; c < 3; c++)
+                    for (int y = 0; y < 64; y++)
+                        for (int x = 0; x < 64; x++) {
+                            int i = c * 256 + (y % 16) * 16 + x % 16;
+                            var[(c * 64 + y) * 64 + x] =
+                                img[(c * 64 + y) * 64 + x] + (float)((sgn ? -eps : eps) * act[i % DV]);
+                        }
+                rf_fusion_study sv = s;
+                sv.images = var;
+                z[sgn] = logit_of(f, &sv, k);
+            }
+            fd[t] = fmax(0, (z[0] - z[1]) / (2 * eps) / NPATCH);
+            mx = fmax(mx, fd[t]);
+        }
+        const float *m = r.findings[k].maps[0].values;
+        lit += mx > 0;
+        for (int t = 0; t < NPATCH; t++) {
+            double want = mx > 0 ? fd[t] / mx : 0;
+            worst = fmax(worst, fabs(m[t] - want));
+        }
+    }
+    printf("Grad-CAM vs central differences of the model: max abs difference of the maps %.3g\n", worst);
+    CHECKF(worst <= 1e-2, "Grad-CAM differs from the model's finite differences by %g", worst);
+    CHECKF(lit >= 3, "only %d of %d findings have a nonzero Grad-CAM map", lit, r.nfindings);
+    rf_saliency_result_free(&r);
+    free(img);
+    free(var);
+    rf_fusion_free(f);
+}
+
 /* ---- random models ---- */
 
 static double logit_of(rf_fusion *f, const rf_fusion_study *s, int k)
@@ -657,6 +761,7 @@ int main(void)
     make_token_model(dir2, target);
     check_token(be, dir2);
 
+    check_gradcam_fd(be);
     check_random(be, 0);
     check_random(be, 1);
     printf("text gradient x input vs central differences: worst error / tolerance %.3g\n", g_fd_worst);
