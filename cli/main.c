@@ -78,6 +78,18 @@ static const char usage[] =
     "      conversion), reference range, z-like value and flags; notes found in\n"
     "      FHIR or HL7 as one line each; skipped resources as warnings. --json:\n"
     "      one object per record per line (type lab, note or issue).\n"
+    "  read STUDY... [--notes FILE]... [--labs FILE]... [--fhir FILE]...\n"
+    "       [--prior STUDY]... [--study UID] [--model DIR] [--out DIR] [--device D]\n"
+    "       [--saliency gradcam|rollout|occlusion|none] [--json] [--include-phi]\n"
+    "       [--no-dicom] [--colormap viridis|inferno] [--alpha A] [--precision P]\n"
+    "      A study-level read: the study's images (files, trees, DICOMDIR, zip),\n"
+    "      notes and labs (CSV, HL7 v2, FHIR) through a fusion model (--model,\n"
+    "      or RADFUSE_MODEL): findings by probability with threshold, call and\n"
+    "      the inputs that drove each. With --out DIR: result.json\n"
+    "      (docs/result-schema.md), overlays/, report.html, report.fhir.json and\n"
+    "      dicom/ (Secondary Captures and a Comprehensive SR; they copy the\n"
+    "      study's patient module). No patient names or IDs elsewhere unless\n"
+    "      --include-phi. --json prints result.json. docs/read.md has the rest.\n"
     "  dataset study --data DIR (--row N | --image FILE) --out OUT\n"
     "      One row of the COVID-19 image data collection (metadata.csv and\n"
     "      images/) as a study: OUT/study/<row>.dcm (CR, the JPEG's values),\n"
@@ -159,5 +171,7 @@ int main(int argc, char **argv)
         return cli_dataset(argc - 2, argv + 2);
     if (strcmp(cmd, "demo") == 0)
         return cli_demo(argc - 2, argv + 2);
+    if (strcmp(cmd, "read") == 0)
+        return cli_read(argc - 2, argv + 2);
     return cli_fail("unknown command '%s' (see radfuse --help)", cmd);
 }

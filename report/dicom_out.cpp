@@ -7,7 +7,7 @@
  *
  * Patient and study modules: the SC and SR IODs require them (a PACS could not
  * file the objects otherwise), so they are copied from the source image file,
- * read again with DCMTK from rf_result_image.path and converted to UTF-8.
+ * read again with DCMTK from rf_result_image.source (else .path) and converted to UTF-8.
  * These objects are therefore the one output of radfuse that carries patient
  * identifiers whatever include_phi says (docs/result-schema.md).
  *
@@ -171,7 +171,7 @@ source_file load_source(const rf_result_image &im, size_t index)
     std::shared_ptr<dcm_source> src;
     uint64_t size = 0;
     rf_err e;
-    if (dcm_open_file(im.path, src, &size, &e))
+    if (dcm_open_file(im.source ? im.source : im.path, src, &size, &e))
         fail(RF_EIO, what + ": cannot open the source image again to copy its patient and study modules");
     s.ff.reset(new DcmFileFormat());
     check(dcm_read(*s.ff, std::move(src), false), what + ": cannot read the source image again");
@@ -322,7 +322,7 @@ int write_impl(rf_read_result *r, const char *outdir, rf_err *err)
     // the current study: the study of the first used image that is not a prior
     size_t first = r->nimages;
     for (size_t i = 0; i < r->nimages; i++)
-        if (r->images[i].used && !r->images[i].prior && r->images[i].path) {
+        if (r->images[i].used && !r->images[i].prior && (r->images[i].source || r->images[i].path)) {
             first = i;
             break;
         }
@@ -330,7 +330,7 @@ int write_impl(rf_read_result *r, const char *outdir, rf_err *err)
         return rf_err_set(err, RF_EINVAL, "%s/dicom: no used image of the study to reference", outdir);
     for (size_t i = 0; i < r->nimages; i++) {
         const rf_result_image &im = r->images[i];
-        if (im.used && !im.prior && (!im.path || !im.sop_instance_uid || !im.sop_class_uid ||
+        if (im.used && !im.prior && ((!im.path && !im.source) || !im.sop_instance_uid || !im.sop_class_uid ||
                                      !im.series_instance_uid || !im.study_instance_uid))
             return rf_err_set(err, RF_EINVAL, "%s/dicom: image %zu has no path or no UIDs", outdir, i);
     }

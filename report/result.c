@@ -24,6 +24,7 @@ const char *rf_modality_name(rf_modality k)
 static void free_image(rf_result_image *im)
 {
     free(im->path);
+    free(im->source);
     free(im->sop_instance_uid);
     free(im->sop_class_uid);
     free(im->series_instance_uid);

@@ -47,8 +47,10 @@ const char *rf_modality_name(rf_modality k);
 /* One image instance (frame) of the study or of the prior study: used by the
  * model, or skipped with the reason. */
 typedef struct rf_result_image {
-    char *path;                /* the file it was read from, as given (may hold PHI in names: only
-                                * written with include_phi, else its base name is) */
+    char *path;                /* the file it was read from, as shown in outputs: as given with
+                                * include_phi, else its base name (paths may hold names) */
+    char *source;              /* the file as given, to read it again (the DICOM writer copies its
+                                * patient and study modules); never written to any output */
     int frame;                 /* 0-based */
     char *sop_instance_uid, *sop_class_uid, *series_instance_uid, *study_instance_uid;
     char *modality, *view;     /* e.g. "DX", "PA" */
