@@ -63,6 +63,18 @@ static void build(rf_read_result *r)
     s->begin = (size_t)(strstr(hostile_note, HOSTILE_SPAN) - hostile_note);
     s->end = s->begin + strlen(HOSTILE_SPAN);
     s->weight = 0.5f;
+    /* overlapping spans of pneumonia: a weaker one inside a stronger one
+     * (hidden by it) and one reaching into it from the left (kept outside it) */
+    rf_result_finding *pn = &r->findings[1];
+    const char *note = r->notes[0].text;
+    rf_result_span *o = &pn->spans[pn->nspans++];
+    o->begin = (size_t)(strstr(note, "ground-glass") - note);
+    o->end = o->begin + strlen("ground-glass");
+    o->weight = 0.3f;
+    o = &pn->spans[pn->nspans++];
+    o->begin = (size_t)(strstr(note, "Bilateral patchy") - note);
+    o->end = o->begin + strlen("Bilateral patchy");
+    o->weight = -0.6f;
     free(r->findings[2].display);
     r->findings[2].display = fix_strdup(HOSTILE_NAME);
     free(r->findings[2].code);
@@ -162,7 +174,9 @@ static rect check_dom(const char *dom, const rf_read_result *r)
     CHECK(pn != NULL);
     if (pn) {
         marks_in(pn, marks, sizeof marks);
-        CHECKF(strcmp(marks, "fever|patchy ground-glass opacities|") == 0, "pneumonia marks: %s", marks);
+        CHECKF(strcmp(marks, "fever|Bilateral |patchy ground-glass opacities|") == 0, "pneumonia marks: %s", marks);
+        const char *down = strstr(pn, "<mark class=\"down\" data-weight=\"-0.6000\"");
+        CHECK(down && down < strstr(pn, "Bilateral"));
     }
     /* where the image is on the page */
     const char *rs = strstr(dom, "data-rect=\"");
