@@ -7,7 +7,8 @@ Nathaniel J. Smith and released under CC0. Debian's python3-matplotlib
 (3.6.3 when these were made) is read as is; the numbers are copied unchanged,
 six decimals as published.
 
-Run: /usr/bin/python3 report/make_colormaps.py > report/colormap_data.h
+Run (needs Debian's python3-matplotlib, not a build or test dependency):
+    /usr/bin/python3 report/make_colormaps.py > report/colormap_data.h
 """
 import sys
 
