@@ -128,6 +128,9 @@ static int fusion_info(const char *dir, int json)
         cJSON_AddNumberToObject(fz, "max_text_tokens", in->max_text_tokens);
         cJSON_AddNumberToObject(fz, "max_images", in->max_images);
         cJSON_AddNumberToObject(fz, "max_prior_images", in->max_prior_images);
+        cJSON *mods = cJSON_AddArrayToObject(fz, "image_modalities");
+        for (int k = 0; k < in->nimage_modalities; k++)
+            cJSON_AddItemToArray(mods, cJSON_CreateString(in->image_modalities[k]));
         cJSON_AddNumberToObject(fz, "lab_codes", in->lab_codes);
         cJSON_AddNumberToObject(fz, "parameters", (double)in->fusion_params);
         cJSON *pp = cJSON_AddObjectToObject(o, "preprocess");
@@ -189,6 +192,10 @@ static int fusion_info(const char *dir, int json)
             printf("tokens        per image CLS + every patch;");
         printf(" up to %d images, %d prior images, %d text tokens; %d lab codes\n", in->max_images,
                in->max_prior_images, in->max_text_tokens, in->lab_codes);
+        printf("modalities   ");
+        for (int k = 0; k < in->nimage_modalities; k++)
+            printf(" %s", in->image_modalities[k]);
+        printf("%s\n", in->nimage_modalities ? "" : " any");
         printf("preprocess    %dx%d, %d channels, %s, %s (%s)\n", pc->height, pc->width, pc->channels,
                aspect_name(pc->aspect), rf_preprocess_filter_name(pc->filter),
                in->has_preprocess_file ? in->preprocess_path : "defaults");

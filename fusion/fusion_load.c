@@ -400,6 +400,23 @@ static int load_fusion_section(loadctx *C, const cJSON *sec)
         (rc = json_str(sec, P, "fusion", "hidden_act", "gelu", &act, C->err)) ||
         (rc = json_str(sec, P, "fusion", "attention", "joint", &attn, C->err)))
         return rc;
+    const cJSON *mods = cJSON_GetObjectItemCaseSensitive(sec, "image_modalities");
+    if (mods && !cJSON_IsNull(mods)) {
+        int n = cJSON_IsArray(mods) ? cJSON_GetArraySize(mods) : -1;
+        if (n < 1 || n > RF_FUSION_MAX_MODALITIES)
+            return rf_err_set(C->err, RF_EFORMAT, "%s: key 'fusion.image_modalities' must be an array of 1 to %d "
+                              "DICOM Modality values", P, RF_FUSION_MAX_MODALITIES);
+        const cJSON *m;
+        cJSON_ArrayForEach(m, mods)
+        {
+            const char *v = cJSON_IsString(m) ? m->valuestring : "";
+            size_t len = strlen(v);
+            if (len < 1 || len > 16 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ ") != len)
+                return rf_err_set(C->err, RF_EFORMAT, "%s: key 'fusion.image_modalities' entries must be DICOM "
+                                  "Modality values (A-Z, 0-9, _, 1-16 characters)", P);
+            memcpy(in->image_modalities[in->nimage_modalities++], v, len + 1);
+        }
+    }
     if (!parse_act(act, &f->cfg.act))
         return rf_err_set(C->err, RF_EUNSUP, "%s: key 'fusion.hidden_act' '%s' is not supported (gelu, gelu_new, "
                           "gelu_pytorch_tanh, relu)", P, act);

@@ -487,6 +487,8 @@ int rf_fusion_write_random(const char *dir, const rf_fusion_random_opts *o, rf_e
     cJSON_AddNumberToObject(fz, "max_text_tokens", o->max_text_tokens);
     cJSON_AddNumberToObject(fz, "max_images", 4);
     cJSON_AddNumberToObject(fz, "max_prior_images", 2);
+    const char *mods[] = {"CR", "DX"};
+    cJSON_AddItemToObject(fz, "image_modalities", cJSON_CreateStringArray(mods, 2));
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (rc) {
         cJSON_Delete(cfg);

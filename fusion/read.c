@@ -351,16 +351,17 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
     /* images: the study, then the prior */
     double t0 = now_ms();
     rf_read_images imgs = {0}, priors = {0};
-    rc = rf_read_study_images(req->study, req->nstudy, req->study_uid, 0, info->max_images, req->include_phi, r,
-                              &imgs, err);
+    rf_read_image_rules rules = {info->max_images, info->nimage_modalities, info->image_modalities};
+    rc = rf_read_study_images(req->study, req->nstudy, req->study_uid, 0, &rules, req->include_phi, r, &imgs, err);
     double prior_days = 0;
     if (!rc && req->nprior > 0 && info->max_prior_images == 0) {
         if (rf_result_warn(r, "the model takes no prior study: the prior was not read"))
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
     } else if (!rc && req->nprior > 0) {
         rf_err e;
-        if (rf_read_study_images(req->prior, req->nprior, NULL, 1, info->max_prior_images, req->include_phi, r,
-                                 &priors, &e)) {
+        rf_read_image_rules prior_rules = rules;
+        prior_rules.max_images = info->max_prior_images;
+        if (rf_read_study_images(req->prior, req->nprior, NULL, 1, &prior_rules, req->include_phi, r, &priors, &e)) {
             if (rf_result_warn(r, "prior study: %s; read without it", e.msg))
                 rc = rf_err_set(err, RF_ENOMEM, "out of memory");
         } else {

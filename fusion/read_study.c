@@ -114,9 +114,34 @@ static void fill_study(rf_read_result *r, const rf_study *st, const rf_instance 
     }
 }
 
-int rf_read_study_images(const char *const *paths, int npaths, const char *study_uid, int prior, int max_images,
-                         int include_phi, rf_read_result *r, rf_read_images *out, rf_err *err)
+/* Whether the model reads images of this modality. */
+static int modality_ok(const rf_read_image_rules *rules, const char *modality)
 {
+    if (rules->nmodalities == 0)
+        return 1;
+    for (int k = 0; k < rules->nmodalities; k++)
+        if (strcmp(rules->modalities[k], modality) == 0)
+            return 1;
+    return 0;
+}
+
+/* "CR, DX": the modalities the model reads, for reasons and errors. */
+static void modality_list(const rf_read_image_rules *rules, char *out, size_t n)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (int k = 0; k < rules->nmodalities && used < n; k++)
+        used += (size_t)snprintf(out + used, n - used, "%s%s", k ? ", " : "", rules->modalities[k]);
+}
+
+int rf_read_study_images(const char *const *paths, int npaths, const char *study_uid, int prior,
+                         const rf_read_image_rules *rules, int include_phi, rf_read_result *r, rf_read_images *out,
+                         rf_err *err)
+{
+    int max_images = rules->max_images;
+    size_t wrong_modality = 0;
+    char model_mods[RF_REASON];
+    modality_list(rules, model_mods, sizeof model_mods);
     const char *what = prior ? "prior study" : "study";
     memset(out, 0, sizeof *out);
     if (npaths <= 0)
@@ -207,7 +232,11 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                 res->cols = inst->attrs.columns;
                 char reason[RF_REASON + RF_ERR_MAX + 128];
                 snprintf(reason, sizeof reason, "%s", inst->reason);
-                if (inst->selected && used >= (size_t)max_images) {
+                if (inst->selected && !modality_ok(rules, inst->attrs.modality)) {
+                    wrong_modality++;
+                    snprintf(reason, sizeof reason, "selected (%s), but the model reads %s images, not %s",
+                             inst->reason, model_mods, inst->attrs.modality[0] ? inst->attrs.modality : "(none)");
+                } else if (inst->selected && used >= (size_t)max_images) {
                     snprintf(reason, sizeof reason, "selected (%s), but the model takes at most %d image%s",
                              inst->reason, max_images, max_images == 1 ? "" : "s");
                 } else if (inst->selected) {
@@ -238,7 +267,10 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
             }
         }
-    if (!rc && out->count == 0)
+    if (!rc && out->count == 0 && wrong_modality)
+        rc = rf_err_set(err, RF_EINVAL, "the model reads %s images; the %s %s has %s", model_mods, what, st->uid,
+                        st->modalities[0] ? st->modalities : "no modality");
+    else if (!rc && out->count == 0)
         rc = rf_err_set(err, RF_EINVAL, "no usable image in the %s %s (%zu instance%s; see the reasons in the result)",
                         what, st->uid, (size_t)st->instances, st->instances == 1 ? "" : "s");
     free(item_of);

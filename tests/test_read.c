@@ -256,6 +256,18 @@ static void test_bad_inputs(const char *model_dir, const char *study_dir, const 
         CHECK(strstr(err.msg, "not-dicom") == NULL); /* file names stay out of messages */
         rf_result_free(&r);
     }
+    /* a study the model does not read: a CT for a CR/DX model */
+    {
+        char ct[512];
+        snprintf(ct, sizeof ct, "%s/data/dicom/pydicom-test-files/CT_small.dcm", test_shared_dir());
+        const char *study[] = {ct};
+        rf_read_request req = {.study = study, .nstudy = 1, .saliency = "none"};
+        int rc = rf_read(e.model, &req, &r, &err);
+        CHECK(rc != 0);
+        CHECKF(strstr(err.msg, "reads CR, DX images") && strstr(err.msg, "has CT"), "%s", err.msg);
+        CHECK(r.nimages == 1 && r.images[0].used == 0 && strstr(r.images[0].reason, "not CT"));
+        rf_result_free(&r);
+    }
     /* two studies without a choice, then with one */
     {
         const char *study[] = {dcm, other};

@@ -43,6 +43,8 @@ extern "C" {
 #define RF_FUSION_FORMAT "radfuse-model-1"
 /* Features of the prior study's time embedding (docs/model-dir.md). */
 #define RF_FUSION_TIME_FEATURES 8
+/* Entries of the fusion section's "image_modalities". */
+#define RF_FUSION_MAX_MODALITIES 8
 
 typedef struct rf_fusion rf_fusion;
 
@@ -88,6 +90,10 @@ typedef struct rf_fusion_info {
     int max_text_tokens;    /* content tokens of all notes together */
     int max_images;         /* images of a study the model takes */
     int max_prior_images;   /* images of a prior study (0: no prior input) */
+    /* DICOM Modality values of the images the model reads ("image_modalities",
+     * e.g. CR, DX); none: any */
+    int nimage_modalities;
+    char image_modalities[RF_FUSION_MAX_MODALITIES][17];
     int lab_codes;          /* rows of the lab code table (lab ids past it are dropped) */
     int64_t fusion_params;  /* elements of the fusion weights */
 

@@ -58,18 +58,28 @@ typedef struct rf_read_images {
     size_t count;
 } rf_read_images;
 
+/* What a model takes: at most max_images images, of the DICOM modalities
+ * listed (nmodalities 0: any). */
+typedef struct rf_read_image_rules {
+    int max_images;
+    int nmodalities;
+    const char (*modalities)[17];
+} rf_read_image_rules;
+
 /*
  * Reads the study (prior = 0) or the prior study (prior = 1) from paths:
  * groups the instances by study, picks study_uid (or the only study),
- * selects images by the imaging rules (study.h), decodes and renders at
- * most max_images of them (the rest are skipped with that reason), and
+ * selects images by the imaging rules (study.h), skips those of a modality
+ * the model does not read, decodes and renders at most max_images of them
+ * (the rest are skipped with that reason), and
  * appends every instance to r->images (used or skipped, with the reason)
  * and the study's attributes to r->study (the current study only; patient
  * fields only with include_phi). Files that cannot be read become skipped
  * entries and a warning. Fails when nothing of the study can be used.
  */
-int rf_read_study_images(const char *const *paths, int npaths, const char *study_uid, int prior, int max_images,
-                         int include_phi, rf_read_result *r, rf_read_images *out, rf_err *err);
+int rf_read_study_images(const char *const *paths, int npaths, const char *study_uid, int prior,
+                         const rf_read_image_rules *rules, int include_phi, rf_read_result *r, rf_read_images *out,
+                         rf_err *err);
 void rf_read_images_free(rf_read_images *imgs);
 
 /* ---- the whole read (fusion/read.c) ---- */
