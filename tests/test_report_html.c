@@ -68,10 +68,12 @@ static void build(rf_read_result *r)
     rf_result_finding *pn = &r->findings[1];
     const char *note = r->notes[0].text;
     rf_result_span *o = &pn->spans[pn->nspans++];
+    o->note = 0;
     o->begin = (size_t)(strstr(note, "ground-glass") - note);
     o->end = o->begin + strlen("ground-glass");
     o->weight = 0.3f;
     o = &pn->spans[pn->nspans++];
+    o->note = 0;
     o->begin = (size_t)(strstr(note, "Bilateral patchy") - note);
     o->end = o->begin + strlen("Bilateral patchy");
     o->weight = -0.6f;
