@@ -125,7 +125,9 @@ static int wbind(wload *W, rf_tensor *dst, const char *name, int required, int n
     }
     int64_t want[2] = {d0, d1}, dims[8];
     int start = 0;
-    while (start < t->ndim - 1 && t->shape[start] == 1)
+    /* leading 1s beyond the rank wanted are dropped ([1, D] for [D]); a
+     * [1, D] weight of one label stays two-dimensional */
+    while (t->ndim - start > ndim && t->shape[start] == 1)
         start++;
     int n = 0;
     for (int i = start; i < t->ndim; i++)

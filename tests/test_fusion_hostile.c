@@ -255,9 +255,10 @@ static void good_variants(rf_backend *be)
 {
     struct {
         const char *what;
-        int inline_sections, timm, text, size, pool;
-    } v[] = {{"subdirectories", 0, 0, 1, 64, 2}, {"inline", 1, 0, 1, 64, 2}, {"timm vision", 0, 1, 1, 64, 2},
-             {"inline timm, no text", 1, 1, 0, 64, 2}, {"96x96, every patch token", 0, 0, 1, 96, 0}};
+        int inline_sections, timm, text, size, pool, nlabels;
+    } v[] = {{"subdirectories", 0, 0, 1, 64, 2, 0},         {"inline", 1, 0, 1, 64, 2, 0},
+             {"timm vision", 0, 1, 1, 64, 2, 0},            {"inline timm, no text", 1, 1, 0, 64, 2, 0},
+             {"96x96, every patch token", 0, 0, 1, 96, 0, 0}, {"one label (head [1, D])", 0, 0, 1, 64, 2, 1}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         rf_fusion_random_opts o;
         test_model_defaults(&o);
@@ -266,6 +267,8 @@ static void good_variants(rf_backend *be)
         o.with_text = v[i].text;
         o.image_size = v[i].size;
         o.pool_grid = v[i].pool;
+        if (v[i].nlabels)
+            o.nlabels = v[i].nlabels;
         char dir[4096];
         test_make_model_tmp(dir, sizeof dir, &o);
         rf_fusion *f;
@@ -293,6 +296,7 @@ static void good_variants(rf_backend *be)
             CHECK(out.layout.image_tokens == per);
             CHECK(out.inputs_used[RF_MODALITY_IMAGE] && out.inputs_used[RF_MODALITY_LABS] &&
                   !out.inputs_used[RF_MODALITY_TEXT] && !out.inputs_used[RF_MODALITY_PRIOR]);
+            CHECK(out.nlabels == (v[i].nlabels ? v[i].nlabels : in->nlabels));
             for (int k = 0; k < out.nlabels; k++)
                 CHECK(out.probabilities[k] > 0 && out.probabilities[k] < 1);
         }
