@@ -254,6 +254,10 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                     } else {
                         ri->result_image = r->nimages - 1;
+                        if (rf_inputs_at(in, item)->kind == RF_INPUT_ZIP_ENTRY &&
+                            rf_inputs_load(in, item, &res->source_data, &res->source_size, &e))
+                            rc = rf_err_set(err, RF_EIO, "%s image %s: %s", what, inst->attrs.sop_uid,
+                                            include_phi ? e.msg : without_name(e.msg, inst->name));
                         out->count++;
                         used++;
                         res->used = 1;

@@ -171,8 +171,12 @@ source_file load_source(const rf_result_image &im, size_t index)
     std::shared_ptr<dcm_source> src;
     uint64_t size = 0;
     rf_err e;
-    if (dcm_open_file(im.source ? im.source : im.path, src, &size, &e))
+    if (im.source_data) {
+        src = dcm_memory(im.source_data, im.source_size);
+        size = im.source_size;
+    } else if (dcm_open_file(im.source ? im.source : im.path, src, &size, &e)) {
         fail(RF_EIO, what + ": cannot open the source image again to copy its patient and study modules");
+    }
     s.ff.reset(new DcmFileFormat());
     check(dcm_read(*s.ff, std::move(src), false), what + ": cannot read the source image again");
     DcmDataset *ds = s.ff->getDataset();

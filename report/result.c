@@ -25,6 +25,7 @@ static void free_image(rf_result_image *im)
 {
     free(im->path);
     free(im->source);
+    free(im->source_data);
     free(im->sop_instance_uid);
     free(im->sop_class_uid);
     free(im->series_instance_uid);

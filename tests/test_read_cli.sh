@@ -70,6 +70,15 @@ check "patient ID known" test -n "$pid"
 check "no PHI outside dicom/" bash -c "! grep -rlaE '$phi' '$tmp/o' --exclude-dir=dicom '$tmp/summary.txt' '$tmp/err.txt'"
 check "PHI in the DICOM objects (they file into the patient's study)" grep -qaE "$phi" "$tmp/o/dicom/sr.dcm"
 
+# the same study as a zip export: same findings, and the DICOM objects made from the entry's bytes
+python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED); z.write(sys.argv[2], "export/IMG0001.dcm")' \
+  "$tmp/study.zip" "$(ls "$s"/study/*.dcm | head -1)"
+check "read a zip export" run 0 "$tmp/zsum.txt" "$tmp/err.txt" read "$tmp/study.zip" --notes "$s/note.txt" \
+  --labs "$s/labs.csv" --model "$tmp/model" --out "$tmp/oz" --device cpu
+check "zip: same findings" bash -c "diff <(grep -E ' (POSITIVE|negative) ' '$tmp/summary.txt') <(grep -E ' (POSITIVE|negative) ' '$tmp/zsum.txt')"
+check "zip: DICOM objects written" test "$(ls "$tmp/oz/dicom"/*.dcm | wc -l)" -eq 6
+check "zip: the SR is valid" bash -c "! dciodvfy '$tmp/oz/dicom/sr.dcm' 2>&1 | grep -q Error"
+
 # --json prints result.json's document
 check "read --json" run 0 "$tmp/r.json" "$tmp/err.txt" read "${common[@]}" --device cpu --json
 check "--json equals result.json but for times" python3 - "$tmp/r.json" "$tmp/o/result.json" <<'PY'

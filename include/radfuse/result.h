@@ -51,6 +51,9 @@ typedef struct rf_result_image {
                                 * include_phi, else its base name (paths may hold names) */
     char *source;              /* the file as given, to read it again (the DICOM writer copies its
                                 * patient and study modules); never written to any output */
+    void *source_data;         /* for a zip entry (which has no file to open): its bytes, read
+                                * again from memory; NULL for files */
+    size_t source_size;
     int frame;                 /* 0-based */
     char *sop_instance_uid, *sop_class_uid, *series_instance_uid, *study_instance_uid;
     char *modality, *view;     /* e.g. "DX", "PA" */
