@@ -11,7 +11,8 @@ build=${BUILD:-build}
 shared=${RADFUSE_SHARED:-../shared}
 scripts/install-deps.sh
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-tests=(test_vk_gemm test_vk_attention test_vk_elementwise test_vk_vit test_vk_coopmat test_parity test_text_encoder)
+tests=(test_vk_gemm test_vk_attention test_vk_elementwise test_vk_vit test_vk_coopmat test_parity test_text_encoder
+  test_fusion_vk test_grad_vk test_read)
 have=()
 for t in "${tests[@]}"; do [[ -f tests/$t.c ]] && have+=("$t"); done
 cmake --build "$build" --target radfuse model_bench gemm_device_bench "${have[@]}"
@@ -23,6 +24,19 @@ ldd .gpu/bin/* | awk '/=> \//{print $3}' | sort -u |
   grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux-x86-64|libvulkan)\.so' |
   while read -r lib; do cp -L "$lib" .gpu/lib/; done
 cp -r "$shared/fixtures/reference" "$shared/fixtures/tokenizer" .gpu/shared/fixtures/
+# test_read: the covid-chestxray rows it builds studies from, and a CT for the mismatch case
+covid=$shared/data/covid-chestxray
+mkdir -p .gpu/shared/data/covid-chestxray/images .gpu/shared/data/dicom/pydicom-test-files
+cp "$covid/metadata.csv" .gpu/shared/data/covid-chestxray/
+python3 - "$covid/metadata.csv" 3 440 <<'PY' | while read -r f; do cp "$covid/images/$f" .gpu/shared/data/covid-chestxray/images/; done
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+for i in sys.argv[2:]:
+    print(rows[int(i)]["filename"])
+PY
+cp "$shared/data/dicom/pydicom-test-files/CT_small.dcm" .gpu/shared/data/dicom/pydicom-test-files/
+# DCMTK's data dictionary (the GPU machine has no DCMTK): gpu-tests.sh sets DCMDICTPATH
+mkdir -p .gpu/share && cp /usr/share/libdcmtk*/dicom.dic .gpu/share/
 # the GPU machine has a driver but no Vulkan loader, nor the GL dispatch
 # libraries (glvnd) that NVIDIA's Vulkan driver library links
 mkdir -p .gl /tmp/amd64/partial
@@ -33,4 +47,7 @@ if exclude=$(git rev-parse --git-path info/exclude 2>/dev/null); then # not in a
   mkdir -p "$(dirname "$exclude")"
   for d in /.gl/ /.gpu/; do grep -qxF "$d" "$exclude" 2>/dev/null || echo "$d" >>"$exclude"; done
 fi
+# the device tool carries 64 MiB with the tree: the libraries (ICU's data is
+# 30 MB of them) travel compressed, and gpu.sh / gpu-tests.sh unpack them there
+tar -C .gpu -cJf .gpu/lib.tar.xz lib && rm -rf .gpu/lib
 du -sh .gpu .gl

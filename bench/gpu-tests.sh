@@ -16,6 +16,8 @@ fi
 nv=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [[ -f $nv ]] && export VK_DRIVER_FILES=$nv
 export LD_LIBRARY_PATH=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+[[ -d .gpu/lib ]] || tar -C .gpu -xJf .gpu/lib.tar.xz
+export DCMDICTPATH=$PWD/.gpu/share/dicom.dic
 export RADFUSE_SHARED=$PWD/.gpu/shared RADFUSE_SOURCE=$PWD RADFUSE_BIN=$PWD/.gpu/bin/radfuse
 pass=0 fail=0
 for t in .gpu/bin/test_*; do

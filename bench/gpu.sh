@@ -13,6 +13,7 @@ mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 # radfuse's libraries (Debian 12's) on the path of its binaries only, not of python3
+[[ -d .gpu/lib ]] || tar -C .gpu -xJf .gpu/lib.tar.xz
 rflib=$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nv=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [[ -f $nv ]] && export VK_DRIVER_FILES=$nv
