@@ -366,7 +366,25 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
                 rc = rf_err_set(err, RF_ENOMEM, "out of memory");
         } else {
             long a = dicom_days(r->study.study_date), b = dicom_days(r->study.prior_study_date);
-            if (a < 0 || b < 0) {
+            if (strcmp(imgs.patient_id, priors.patient_id) != 0) {
+                /* a prior of another patient would be read as this patient's history */
+                for (size_t i = 0; i < r->nimages; i++)
+                    if (r->images[i].prior && r->images[i].used) {
+                        r->images[i].used = 0;
+                        free(r->images[i].reason);
+                        r->images[i].reason = strdup("the prior study is of another patient (PatientID differs)");
+                    }
+                rf_read_images_free(&priors);
+                free(r->study.prior_study_instance_uid);
+                free(r->study.prior_study_date);
+                r->study.prior_study_instance_uid = r->study.prior_study_date = NULL;
+                if (rf_result_warn(r, "the prior study is of another patient (PatientID differs): read without it"))
+                    rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                a = b = 0;
+            }
+            if (priors.count == 0) {
+                /* dropped above */
+            } else if (a < 0 || b < 0) {
                 if (rf_result_warn(r, "the study or the prior has no date: the prior is taken as 0 days old"))
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
             } else if (b > a) {

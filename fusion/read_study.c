@@ -193,11 +193,13 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
             rc = rf_err_set(err, RF_EINVAL, "the %s input holds no readable DICOM instance (%zu file%s unreadable)",
                             what, unreadable, unreadable == 1 ? "" : "s");
     }
+    const rf_instance *first = NULL;
+    for (size_t i = 0; !rc && i < s.ninst && !first; i++)
+        if (s.inst[i].study == sti)
+            first = &s.inst[i];
+    if (first)
+        snprintf(out->patient_id, sizeof out->patient_id, "%s", first->attrs.patient_id);
     if (!rc && !prior) {
-        const rf_instance *first = NULL;
-        for (size_t i = 0; i < s.ninst && !first; i++)
-            if (s.inst[i].study == sti)
-                first = &s.inst[i];
         fill_study(r, st, first, include_phi);
     } else if (!rc) {
         r->study.prior_study_instance_uid = dup_or_null(st->uid);

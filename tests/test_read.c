@@ -303,17 +303,53 @@ static void test_bad_inputs(const char *model_dir, const char *study_dir, const 
             CHECKF(strstr(r.warnings[i], tmp_root) == NULL, "path in warning: %s", r.warnings[i]);
         rf_result_free(&r);
     }
-    /* a prior: this model takes none, so a warning */
+    /* a prior of another patient: a warning, read without it */
     {
         const char *study[] = {dcm}, *prior[] = {other};
         rf_read_request req = {.study = study, .nstudy = 1, .prior = prior, .nprior = 1, .saliency = "none"};
         int rc = rf_read(e.model, &req, &r, &err);
-        const rf_fusion_info *mi = rf_fusion_get_info(e.model);
+        CHECK(rf_fusion_get_info(e.model)->max_prior_images > 0);
         CHECKF(rc == 0, "%s", rc ? err.msg : "");
-        if (mi->max_prior_images == 0)
-            CHECK(has_warning(&r, "takes no prior"));
-        else
-            CHECK(r.inputs_used[RF_MODALITY_PRIOR] == 1 && r.study.prior_study_instance_uid);
+        CHECK(has_warning(&r, "another patient"));
+        CHECK(r.inputs_used[RF_MODALITY_PRIOR] == 0 && r.study.prior_study_instance_uid == NULL);
+        int listed = 0;
+        for (size_t i = 0; i < r.nimages; i++)
+            if (r.images[i].prior)
+                listed += !r.images[i].used && strstr(r.images[i].reason, "another patient") != NULL;
+        CHECK(listed == 1);
+        rf_result_free(&r);
+    }
+    /* a prior of the same patient six days earlier (patient 2: rows 0 and 3) */
+    {
+        char p0[512], p3[512], d0[600], d3[600];
+        path_join(p0, sizeof p0, tmp_root, "p2-row0");
+        path_join(p3, sizeof p3, tmp_root, "p2-row3");
+        rf_dataset_study_info i0, i3;
+        make_study(0, p0, &i0);
+        make_study(3, p3, &i3);
+        path_join(d0, sizeof d0, p0, "study");
+        path_join(d3, sizeof d3, p3, "study");
+        const char *study[] = {d3}, *prior[] = {d0};
+        rf_read_request req = {.study = study, .nstudy = 1, .prior = prior, .nprior = 1, .saliency = "gradcam"};
+        int rc = rf_read(e.model, &req, &r, &err);
+        CHECKF(rc == 0, "%s", rc ? err.msg : "");
+        CHECK(r.inputs_used[RF_MODALITY_PRIOR] == 1 && r.study.prior_study_instance_uid);
+        CHECK(r.study.prior_study_date && strcmp(r.study.prior_study_date, i0.study_date) == 0);
+        CHECK(r.study.study_date && strcmp(r.study.study_date, i3.study_date) == 0);
+        CHECK(r.nwarnings == 0);
+        for (size_t k = 0; k < r.nfindings; k++) /* maps on the current study's image only */
+            CHECK(r.findings[k].nmaps == 1 && !r.images[r.findings[k].maps[0].image].prior);
+        rf_read_result noprior;
+        rf_read_request req2 = {.study = study, .nstudy = 1, .saliency = "none"};
+        rc = rf_read(e.model, &req2, &noprior, &err);
+        CHECKF(rc == 0, "%s", rc ? err.msg : "");
+        double moved = 0;
+        for (size_t k = 0; k < r.nfindings && k < noprior.nfindings; k++) {
+            const rf_result_finding *g = finding(&noprior, r.findings[k].code);
+            moved = g ? fmax(moved, fabs(g->probability - r.findings[k].probability)) : moved;
+        }
+        CHECKF(moved > 1e-6, "the prior changed no probability (%g)", moved);
+        rf_result_free(&noprior);
         rf_result_free(&r);
     }
     /* image only: the other inputs are the absent tokens */

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "radfuse/imaging.h"
 #include "radfuse/result.h"
 
 #ifdef __cplusplus
@@ -56,6 +57,9 @@ typedef struct rf_read_image {
 typedef struct rf_read_images {
     rf_read_image *images;
     size_t count;
+    /* the study's PatientID, to tell a prior of another patient; PHI: for
+     * comparison only, never written or printed */
+    char patient_id[RF_DICOM_TEXT];
 } rf_read_images;
 
 /* What a model takes: at most max_images images, of the DICOM modalities
