@@ -607,24 +607,32 @@ static float *probabilities(const rf_fusion *f, const float *logits, int B)
     return p;
 }
 
+/* One pass of B sequences (var, variants: rf_fusion_forward_batch's image
+ * and variants, or -1 and NULL; trace: keep what rf_fusion_trace_study
+ * returns); on success r->logits and *probs hold its results. */
+static int run_pass(run *r, rf_fusion *f, const rf_fusion_study *s, int var, const float *variants, int B, int trace,
+                    float **probs, rf_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->f = f;
+    r->s = s;
+    r->B = B;
+    r->var = var;
+    r->variants = variants;
+    r->trace = trace;
+    r->err = err;
+    int rc = execute(r);
+    if (!rc && !(*probs = probabilities(f, r->logits, B)))
+        rc = rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
+    return rc;
+}
+
 static int forward(rf_fusion *f, const rf_fusion_study *s, int var, const float *variants, int B,
                    rf_fusion_output *out, rf_err *err)
 {
     memset(out, 0, sizeof *out);
     run r;
-    memset(&r, 0, sizeof r);
-    r.f = f;
-    r.s = s;
-    r.B = B;
-    r.var = var;
-    r.variants = variants;
-    r.err = err;
-    int rc = execute(&r);
-    if (!rc) {
-        out->probabilities = probabilities(f, r.logits, B);
-        if (!out->probabilities)
-            rc = rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
-    }
+    int rc = run_pass(&r, f, s, var, variants, B, 0, &out->probabilities, err);
     if (!rc) {
         out->batch = B;
         out->nlabels = f->info.nlabels;
@@ -658,19 +666,7 @@ int rf_fusion_trace_study(rf_fusion *f, const rf_fusion_study *s, rf_fusion_trac
 {
     memset(out, 0, sizeof *out);
     run r;
-    memset(&r, 0, sizeof r);
-    r.f = f;
-    r.s = s;
-    r.B = 1;
-    r.var = -1;
-    r.trace = 1;
-    r.err = err;
-    int rc = execute(&r);
-    if (!rc) {
-        out->probabilities = probabilities(f, r.logits, 1);
-        if (!out->probabilities)
-            rc = rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
-    }
+    int rc = run_pass(&r, f, s, -1, NULL, 1, 1, &out->probabilities, err);
     if (!rc) {
         out->nimages = s->nimages;
         out->npriors = s->npriors;

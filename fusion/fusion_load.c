@@ -236,22 +236,9 @@ static int fusion_linears(rf_fusion *f, rf_linear **out, int cap)
     return n;
 }
 
-typedef struct packing {
-    uint8_t *host, *device;
-    size_t used;
-} packing;
-
-static void pack(rf_tensor *t, void *ctx)
+static void walk_fusion(void *owner, void (*fn)(rf_tensor *t, void *ctx), void *ctx)
 {
-    packing *p = ctx;
-    if (!t->data)
-        return;
-    size_t bytes = (size_t)rf_tensor_numel(t) * rf_dtype_size(t->dtype);
-    if (p->host) {
-        memcpy(p->host + p->used, t->data, bytes);
-        t->data = p->device + p->used;
-    }
-    p->used += (bytes + 63) & ~(size_t)63;
+    rf_fusion_for_each_weight(owner, fn, ctx);
 }
 
 /* Prepares the linear layers and, on a device backend, moves every weight to
@@ -271,25 +258,7 @@ static int weights_to_backend(rf_fusion *f, rf_err *err)
     for (int i = 0; i < n; i++)
         if (ls[i]->prepared)
             ls[i]->w.data = NULL;
-    packing p = {0};
-    rf_fusion_for_each_weight(f, pack, &p);
-    size_t bytes = p.used ? p.used : 64;
-    void *dev;
-    int rc = be->ops->buffer_alloc(be, bytes, &f->weights_buf, &dev, err);
-    if (rc)
-        return rc;
-    p = (packing){.host = calloc(1, bytes), .device = dev};
-    if (!p.host)
-        return rf_err_set(err, RF_ENOMEM, "cannot allocate %zu bytes to stage the fusion weights", bytes);
-    rf_fusion_for_each_weight(f, pack, &p);
-    int64_t nf = (int64_t)(bytes / 4);
-    rf_tensor all = rf_tensor_make(RF_F32, dev, 1, &nf);
-    rc = be->ops->upload(be, &all, p.host, err);
-    free(p.host);
-    rf_arena_free(&f->weights);
-    rf_arena_wrap(&f->weights, dev, bytes);
-    f->weights.used = bytes;
-    return rc;
+    return rf_weights_upload(be, walk_fusion, f, &f->weights, &f->weights_buf, "the fusion weights", err);
 }
 
 /* ---- the sections ---- */

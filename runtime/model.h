@@ -116,6 +116,17 @@ int rf_weights_open(const char *dir, rf_safetensors **files, int max, int *nfile
 /* Calls fn on every weight tensor of the model (absent ones included). */
 void rf_model_for_each_weight(rf_model *m, void (*fn)(rf_tensor *t, void *ctx), void *ctx);
 
+/* Calls fn on every weight tensor of owner (rf_model_for_each_weight's shape). */
+typedef void (*rf_weight_walk)(void *owner, void (*fn)(rf_tensor *t, void *ctx), void *ctx);
+
+/* Moves every weight walk visits (those with data; linear weights a backend
+ * keeps only in its prepared form have data NULL by then) into one backend
+ * buffer (*buf) in one upload, points the tensors there, and makes *weights
+ * an arena over that buffer. For backends that are not host addressable;
+ * what names the model in errors. */
+int rf_weights_upload(rf_backend *be, rf_weight_walk walk, void *owner, rf_arena *weights, rf_buffer **buf,
+                      const char *what, rf_err *err);
+
 /* Empties the activation arena and makes it hold a pass over B sequences of
  * T tokens; it only grows (once) when the input is larger than any before. */
 int rf_model_reserve(rf_model *m, int64_t B, int64_t T, rf_err *err);

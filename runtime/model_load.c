@@ -912,6 +912,35 @@ static void pack(rf_tensor *t, void *ctx)
     p->used += (bytes + 63) & ~(size_t)63;
 }
 
+int rf_weights_upload(rf_backend *be, rf_weight_walk walk, void *owner, rf_arena *weights, rf_buffer **buf,
+                      const char *what, rf_err *err)
+{
+    packing p = {0};
+    walk(owner, pack, &p); /* sizes */
+    size_t bytes = p.used ? p.used : 64;
+    void *dev;
+    int rc = be->ops->buffer_alloc(be, bytes, buf, &dev, err);
+    if (rc)
+        return rc;
+    p = (packing){.host = calloc(1, bytes), .device = dev};
+    if (!p.host)
+        return rf_err_set(err, RF_ENOMEM, "cannot allocate %zu bytes to stage %s", bytes, what);
+    walk(owner, pack, &p); /* copies and relocates */
+    int64_t n = (int64_t)(bytes / 4);
+    rf_tensor all = rf_tensor_make(RF_F32, dev, 1, &n);
+    rc = be->ops->upload(be, &all, p.host, err);
+    free(p.host);
+    rf_arena_free(weights);
+    rf_arena_wrap(weights, dev, bytes);
+    weights->used = bytes;
+    return rc;
+}
+
+static void walk_model(void *owner, void (*fn)(rf_tensor *t, void *ctx), void *ctx)
+{
+    rf_model_for_each_weight(owner, fn, ctx);
+}
+
 static void drop_prepared(rf_linear *l)
 {
     if (l->prepared)
@@ -933,25 +962,7 @@ static int move_weights_to_device(rf_model *m, rf_err *err)
         drop_prepared(&m->blocks[i].fc1);
         drop_prepared(&m->blocks[i].fc2);
     }
-    packing p = {0};
-    rf_model_for_each_weight(m, pack, &p); /* sizes */
-    size_t bytes = p.used ? p.used : 64;
-    void *dev;
-    int rc = be->ops->buffer_alloc(be, bytes, &m->weights_buf, &dev, err);
-    if (rc)
-        return rc;
-    p = (packing){.host = calloc(1, bytes), .device = dev};
-    if (!p.host)
-        return rf_err_set(err, RF_ENOMEM, "cannot allocate %zu bytes to stage the weights", bytes);
-    rf_model_for_each_weight(m, pack, &p); /* copies and relocates */
-    int64_t n = (int64_t)(bytes / 4);
-    rf_tensor all = rf_tensor_make(RF_F32, dev, 1, &n);
-    rc = be->ops->upload(be, &all, p.host, err);
-    free(p.host);
-    rf_arena_free(&m->weights);
-    rf_arena_wrap(&m->weights, dev, bytes);
-    m->weights.used = bytes;
-    return rc;
+    return rf_weights_upload(be, walk_model, m, &m->weights, &m->weights_buf, "the weights", err);
 }
 
 void rf_model_release(rf_model *m)
