@@ -1,5 +1,6 @@
 /*
- * radfuse dicom export: every frame of DICOM instances as PNG (libpng) or JPEG
+ * radfuse dicom export: every frame of DICOM instances as PNG (libpng, through
+ * report/util.c's encoder) or JPEG
  * (libjpeg-turbo), rendered by imaging/render.c (Modality LUT, VOI, MONOCHROME1,
  * padding, palettes, RGB). Files are named by SOPInstanceUID only (no PHI),
  * encoded in memory and written atomically (runtime/fileio.h).
@@ -10,7 +11,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@
 #include "radfuse/imaging.h"
 #include "radfuse/dicom_input.h"
 #include "radfuse/render.h"
+#include "report/report.h"
 #include "runtime/fileio.h"
 
 #define EXPORT_EXIT_USAGE 1
@@ -37,10 +38,6 @@ typedef struct export_opts {
     rf_render_opts render;
 } export_opts;
 
-typedef struct membuf {
-    unsigned char *p;
-    size_t n, cap;
-} membuf;
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -53,83 +50,6 @@ static int usage(const char *fmt, const char *arg)
 }
 
 /* ---- PNG ---- */
-
-typedef struct png_ctx {
-    membuf *out;
-    char msg[200];
-} png_ctx;
-
-static void png_write_cb(png_structp png, png_bytep data, png_size_t len)
-{
-    png_ctx *c = png_get_io_ptr(png);
-    membuf *m = c->out;
-    if (len > m->cap - m->n) {
-        size_t cap = m->cap ? m->cap : 1 << 16;
-        while (cap - m->n < len)
-            cap *= 2;
-        unsigned char *p = realloc(m->p, cap);
-        if (!p)
-            png_error(png, "out of memory");
-        m->p = p;
-        m->cap = cap;
-    }
-    memcpy(m->p + m->n, data, len);
-    m->n += len;
-}
-
-static void png_flush_cb(png_structp png)
-{
-    (void)png;
-}
-
-static void png_error_cb(png_structp png, png_const_charp msg)
-{
-    png_ctx *c = png_get_error_ptr(png);
-    snprintf(c->msg, sizeof c->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void png_warning_cb(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg; /* libpng's warnings are not ours to print */
-}
-
-/* setjmp lives here; what the error path reads lives in *c, outside this frame. */
-static int encode_png_inner(png_ctx *c, png_structp png, png_infop info, unsigned char **rows, int w, int h, int ch,
-                            int bits)
-{
-    if (setjmp(png_jmpbuf(png)))
-        return -1;
-    png_set_write_fn(png, c, png_write_cb, png_flush_cb);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, bits, ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    png_write_image(png, rows);
-    png_write_end(png, NULL);
-    return 0;
-}
-
-/* Rows of big-endian samples (16-bit values already swapped) into out. */
-static int encode_png(unsigned char **rows, int w, int h, int ch, int bits, membuf *out, rf_err *err)
-{
-    png_ctx c = {out, ""};
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, png_error_cb, png_warning_cb);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        return rf_err_set(err, RF_ENOMEM, "libpng could not start");
-    }
-    int rc = encode_png_inner(&c, png, info, rows, w, h, ch, bits);
-    png_destroy_write_struct(&png, &info);
-    if (rc) {
-        free(out->p);
-        out->p = NULL;
-        out->n = out->cap = 0;
-        return rf_err_set(err, RF_EIO, "PNG encoding failed: %s", c.msg);
-    }
-    return RF_OK;
-}
 
 /* ---- JPEG ---- */
 
@@ -174,7 +94,7 @@ static int encode_jpeg_inner(jpeg_ctx *c, struct jpeg_compress_struct *ci, unsig
     return 0;
 }
 
-static int encode_jpeg(unsigned char **rows, int w, int h, int ch, int quality, membuf *out, rf_err *err)
+static int encode_jpeg(unsigned char **rows, int w, int h, int ch, int quality, rf_buf *out, rf_err *err)
 {
     jpeg_ctx c;
     struct jpeg_compress_struct ci;
@@ -189,7 +109,7 @@ static int encode_jpeg(unsigned char **rows, int w, int h, int ch, int quality, 
         free(c.mem);
         return rf_err_set(err, RF_EIO, "JPEG encoding failed: %s", c.msg);
     }
-    out->p = c.mem;
+    out->p = (char *)c.mem;
     out->n = out->cap = c.size;
     return RF_OK;
 }
@@ -253,8 +173,9 @@ static int export_image(const export_opts *o, const rf_dicom_image *img, const c
                 px[2 * i + 1] = (unsigned char)v;
             }
         }
-        membuf out = {NULL, 0, 0};
-        rc = o->jpeg ? encode_jpeg(rows, w, h, ch, o->quality, &out, &e) : encode_png(rows, w, h, ch, o->bits, &out, &e);
+        rf_buf out = {0};
+        rc = o->jpeg ? encode_jpeg(rows, w, h, ch, o->quality, &out, &e)
+                     : rf_png_encode(px, w, h, ch, o->bits, &out, &e);
         char path[4096];
         if (!rc) {
             int len = img->frames > 1 ? snprintf(path, sizeof path, "%s/%s_%0*d.%s", o->out_dir, stem, digits, f + 1,
@@ -266,7 +187,7 @@ static int export_image(const export_opts *o, const rf_dicom_image *img, const c
         }
         if (!rc)
             rc = rf_write_file_atomic(path, out.p, out.n, &e);
-        free(out.p);
+        rf_buf_free(&out);
         if (rc) {
             rc = rf_err_set(err, rc, "%s: frame %d: %s", name, f + 1, e.msg);
             break;

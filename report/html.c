@@ -93,7 +93,7 @@ static small_image page_size(const rf_result_image *im)
 static int put_png_uri(rf_buf *b, const uint8_t *px, int w, int h, int ch, rf_err *err)
 {
     rf_buf png = {0};
-    int rc = rf_png_encode(px, w, h, ch, &png, err);
+    int rc = rf_png_encode(px, w, h, ch, 8, &png, err);
     if (!rc) {
         rf_buf_puts(b, "data:image/png;base64,");
         rf_buf_base64(b, png.p, png.n);

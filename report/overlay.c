@@ -101,7 +101,7 @@ static int write_one(const rf_read_result *r, const rf_result_finding *f, const 
     draw_legend(rgb, w, h, rows, cm, f);
     rf_buf png = {0};
     rf_err e;
-    int rc = rf_png_encode(rgb, w, h, 3, &png, &e);
+    int rc = rf_png_encode(rgb, w, h, 3, 8, &png, &e);
     free(rgb);
     if (rc)
         rc = rf_err_set(err, rc, "%s: %s", path, e.msg);

@@ -42,9 +42,10 @@ struct cJSON *rf_json_numf(float v);
 
 /* ---- PNG ---- */
 
-/* An 8-bit PNG (channels 1 gray, 3 RGB, 4 RGBA) of w x h pixels, rows packed,
+/* A PNG (channels 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) of w x h pixels,
+ * rows packed, 8 or 16 bits per sample (16: big-endian, as PNG stores them),
  * into out (reset first); no text chunks or other metadata. */
-int rf_png_encode(const uint8_t *px, int w, int h, int channels, rf_buf *out, rf_err *err);
+int rf_png_encode(const uint8_t *px, int w, int h, int channels, int bits, rf_buf *out, rf_err *err);
 
 /* ---- colormaps ---- */
 

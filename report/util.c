@@ -157,29 +157,30 @@ static void png_warning_cb(png_structp png, png_const_charp msg)
 }
 
 /* setjmp lives here; what the error path reads lives in *c, outside this frame. */
-static int png_encode_inner(png_ctx *c, png_structp png, png_infop info, const uint8_t *px, int w, int h, int ch)
+static int png_encode_inner(png_ctx *c, png_structp png, png_infop info, const uint8_t *px, int w, int h, int ch,
+                            int bits)
 {
     if (setjmp(png_jmpbuf(png)))
         return -1;
     static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                  PNG_COLOR_TYPE_RGB_ALPHA};
     png_set_write_fn(png, c, png_write_cb, png_flush_cb);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, types[ch], PNG_INTERLACE_NONE,
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, bits, types[ch], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    size_t stride = (size_t)w * (size_t)ch;
+    size_t stride = (size_t)w * (size_t)ch * (size_t)(bits / 8);
     for (int y = 0; y < h; y++)
         png_write_row(png, px + (size_t)y * stride);
     png_write_end(png, NULL);
     return 0;
 }
 
-int rf_png_encode(const uint8_t *px, int w, int h, int channels, rf_buf *out, rf_err *err)
+int rf_png_encode(const uint8_t *px, int w, int h, int channels, int bits, rf_buf *out, rf_err *err)
 {
     out->n = 0;
     out->oom = 0;
-    if (w <= 0 || h <= 0 || channels < 1 || channels > 4)
-        return rf_err_set(err, RF_EINVAL, "PNG encoding: bad image %d x %d x %d", w, h, channels);
+    if (w <= 0 || h <= 0 || channels < 1 || channels > 4 || (bits != 8 && bits != 16))
+        return rf_err_set(err, RF_EINVAL, "PNG encoding: bad image %d x %d x %d, %d bits", w, h, channels, bits);
     png_ctx c = {out, ""};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, png_error_cb, png_warning_cb);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -187,7 +188,7 @@ int rf_png_encode(const uint8_t *px, int w, int h, int channels, rf_buf *out, rf
         png_destroy_write_struct(&png, &info);
         return rf_err_set(err, RF_ENOMEM, "libpng could not start");
     }
-    int rc = png_encode_inner(&c, png, info, px, w, h, channels);
+    int rc = png_encode_inner(&c, png, info, px, w, h, channels, bits);
     png_destroy_write_struct(&png, &info);
     if (rc)
         return rf_err_set(err, out->oom ? RF_ENOMEM : RF_EIO, "PNG encoding failed: %s", c.msg);
