@@ -21,6 +21,7 @@ packages=(
   dicom3tools                             # tests: dciodvfy validates the DICOM radfuse writes; dckey, dcdump, dcsrdump read it back
   orthanc curl                            # tests: a loopback Orthanc must accept radfuse's SC and SR objects (REST uploads with curl)
   python3 python3-jsonschema              # tests: result.json validated against docs/result.schema.json
+  python3-sklearn                         # tests: tests/data/make_eval_expected.py (radfuse eval's metrics against sklearn)
   chromium                                # tests: report.html loaded, its DOM dumped and a screenshot taken in headless Chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
