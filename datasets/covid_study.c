@@ -35,18 +35,8 @@ static const char *const column_names[K_COUNT] = {
     "patientid", "offset", "sex", "age", "temperature", "pO2_saturation", "leukocyte_count", "neutrophil_count",
     "lymphocyte_count", "view", "folder", "filename", "doi", "url", "license", "clinical_notes"};
 
-/* The lab columns as lab CSV rows: LOINC code, name, UCUM unit (the
- * collection's units: Celsius, %, 10^9 cells per litre). */
-static const struct {
-    int col;
-    const char *code, *name, *unit;
-} lab_columns[] = {
-    {K_TEMPERATURE, "8310-5", "Body temperature", "Cel"},
-    {K_PO2, "2708-6", "Oxygen saturation", "%"},
-    {K_LEUKOCYTES, "26464-8", "Leukocytes", "10*9/L"},
-    {K_NEUTROPHILS, "26499-4", "Neutrophils", "10*9/L"},
-    {K_LYMPHOCYTES, "26474-7", "Lymphocytes", "10*9/L"},
-};
+/* The lab columns, in the order of ds_covid_lab_columns. */
+static const int lab_cols[DS_COVID_NLABS] = {K_TEMPERATURE, K_PO2, K_LEUKOCYTES, K_NEUTROPHILS, K_LYMPHOCYTES};
 
 typedef struct row_fields {
     char *f[K_COUNT]; /* malloc'd copies, trimmed */
@@ -289,25 +279,6 @@ static int write_text(const char *dir, const char *name, tbuf *b, rf_err *err)
     return rf_write_file_atomic(path, b->p ? b->p : "", b->n, err);
 }
 
-static bool is_number(const char *s)
-{
-    char *end;
-    if (!*s)
-        return false;
-    strtod(s, &end);
-    return *end == 0;
-}
-
-/* YYYYMMDD of RF_DATASET_BASE_DATE + days. */
-static void study_date(long days, char out[9])
-{
-    struct tm t = {.tm_year = 2020 - 1900, .tm_mon = 0, .tm_mday = 1 + (int)days, .tm_hour = 12};
-    time_t x = timegm(&t);
-    gmtime_r(&x, &t);
-    /* the offset is bounded (+-100 years), so the year has four digits */
-    strftime(out, 9, "%Y%m%d", &t);
-}
-
 static int make_dir(const char *path, rf_err *err)
 {
     if (mkdir(path, 0777) != 0 && errno != EEXIST)
@@ -335,7 +306,7 @@ int rf_dataset_study(const char *data_dir, long row, const char *image, const ch
     info->row = found;
     char **f = r.f;
     uint8_t *pixels = NULL;
-    tbuf note = {0}, labs = {0}, attr = {0};
+    tbuf note = {0}, attr = {0};
     if (!*f[K_FILENAME] || strchr(f[K_FILENAME], '/') || strchr(f[K_FOLDER], '/') || !strcmp(f[K_FILENAME], "..")) {
         rc = rf_err_set(err, RF_EFORMAT, "%s: row %ld: no usable file name", meta, found);
         goto done;
@@ -354,7 +325,7 @@ int rf_dataset_study(const char *data_dir, long row, const char *image, const ch
             goto done;
         }
     }
-    study_date(offset, info->study_date);
+    ds_study_date(offset, info->study_date);
     char iso_date[11];
     snprintf(iso_date, sizeof iso_date, "%.4s-%.2s-%.2s", info->study_date, info->study_date + 4,
              info->study_date + 6);
@@ -418,30 +389,23 @@ int rf_dataset_study(const char *data_dir, long row, const char *image, const ch
     }
 
     /* the labs */
-    tb_printf(&labs, "code,name,value,unit,low,high,time\n");
-    size_t skipped = 0;
-    for (size_t i = 0; i < sizeof lab_columns / sizeof *lab_columns; i++) {
-        const char *val = f[lab_columns[i].col];
-        if (!*val)
-            continue;
-        const char *why = NULL;
-        if (!is_number(val))
-            why = "not a number";
-        else if (lab_columns[i].col == K_PO2 && strtod(val, NULL) > 100)
-            why = "above 100, so not a saturation in % (the column also holds pO2 in mm Hg)";
-        if (why) {
-            int k = snprintf(info->skipped + skipped, sizeof info->skipped - skipped, "%s%s: %s",
-                             skipped ? "; " : "", column_names[lab_columns[i].col], why);
-            if (k > 0 && (size_t)k < sizeof info->skipped - skipped)
-                skipped += (size_t)k;
-            continue;
+    {
+        const char *vals[DS_COVID_NLABS];
+        for (int i = 0; i < DS_COVID_NLABS; i++)
+            vals[i] = f[lab_cols[i]];
+        char *csv = NULL;
+        size_t csv_len = 0;
+        if ((rc = ds_covid_labs_csv(vals, iso_date, &csv, &csv_len, &info->nlabs, info->skipped,
+                                    sizeof info->skipped, err)))
+            goto done;
+        if (info->nlabs) {
+            snprintf(path, sizeof path, "%s/labs.csv", outdir);
+            rc = rf_write_file_atomic(path, csv, csv_len, err);
         }
-        tb_printf(&labs, "%s,%s,%s,%s,,,%s\n", lab_columns[i].code, lab_columns[i].name, val, lab_columns[i].unit,
-                  iso_date);
-        info->nlabs++;
+        free(csv);
+        if (rc)
+            goto done;
     }
-    if (info->nlabs && (rc = write_text(outdir, "labs.csv", &labs, err)))
-        goto done;
 
     /* the attribution */
     tb_printf(&attr,
@@ -458,7 +422,6 @@ int rf_dataset_study(const char *data_dir, long row, const char *image, const ch
 done:
     free(pixels);
     free(note.p);
-    free(labs.p);
     free(attr.p);
     row_free(&r);
     return rc;
