@@ -172,6 +172,14 @@ size_t rf_dataset_count(const rf_dataset *ds);
 const rf_dataset_row *rf_dataset_get(const rf_dataset *ds, size_t i);
 /* Distinct patient keys. */
 size_t rf_dataset_patient_count(const rf_dataset *ds);
+/* Patient p (< patient_count; keys sorted by strcmp), and the patient of row i. */
+const char *rf_dataset_patient(const rf_dataset *ds, size_t p);
+size_t rf_dataset_row_patient(const rf_dataset *ds, size_t i);
+/* Rows the loader left out (covid: rows whose modality is not X-ray), and
+ * rows whose labels it could not map (covid: a finding term not in its
+ * table; their finding targets are unknown). */
+size_t rf_dataset_skipped_rows(const rf_dataset *ds);
+size_t rf_dataset_unmapped_rows(const rf_dataset *ds);
 
 /* The layout's targets: count, names (stable codes: "covid19", "no_finding",
  * "survival", "pleural_effusion", ...), and how many of the first are
