@@ -60,10 +60,8 @@ static long dicom_days(const char *da)
     return (long)(rf_time_unix(&t, &zoned) / 86400);
 }
 
-/* The study's date and time as an rf_time (the labs' reference); 0 when known. */
-static int study_time(const rf_read_result *r, rf_time *t)
+int rf_read_study_time(const char *da, const char *tm, rf_time *t)
 {
-    const char *da = r->study.study_date, *tm = r->study.study_time;
     if (!da || strlen(da) < 8)
         return -1;
     char iso[32];
@@ -74,22 +72,27 @@ static int study_time(const rf_read_result *r, rf_time *t)
     return rf_time_parse_iso(iso, (size_t)n, t) ? -1 : 0;
 }
 
-/* Preprocesses every image into one [n, C, H, W] array. */
-static int preprocess_images(const rf_fusion_info *info, const rf_read_images *imgs, int threads, float **out,
-                             rf_err *err)
+/* The study's date and time as an rf_time (the labs' reference); 0 when known. */
+static int study_time(const rf_read_result *r, rf_time *t)
 {
-    const rf_preprocess_config *cfg = &info->preprocess;
+    return rf_read_study_time(r->study.study_date, r->study.study_time, t);
+}
+
+int rf_read_preprocess(const rf_fusion *model, const rf_read_image *images, size_t n, int threads, float **out,
+                       rf_err *err)
+{
+    const rf_preprocess_config *cfg = &rf_fusion_get_info(model)->preprocess;
     size_t per = (size_t)cfg->channels * (size_t)cfg->height * (size_t)cfg->width;
     *out = NULL;
-    if (imgs->count == 0)
+    if (n == 0)
         return RF_OK;
-    float *px = malloc(per * imgs->count * sizeof *px);
+    float *px = malloc(per * n * sizeof *px);
     if (!px)
-        return rf_err_set(err, RF_ENOMEM, "out of memory for %zu preprocessed images", imgs->count);
+        return rf_err_set(err, RF_ENOMEM, "out of memory for %zu preprocessed images", n);
     rf_preprocessor *pp;
     int rc = rf_preprocess_create(&pp, cfg, threads, err);
-    for (size_t i = 0; !rc && i < imgs->count; i++) {
-        const rf_read_image *im = &imgs->images[i];
+    for (size_t i = 0; !rc && i < n; i++) {
+        const rf_read_image *im = &images[i];
         rc = rf_preprocess_run(pp, im->pixels, im->rows, im->cols, im->channels, px + i * per, err);
     }
     if (!rc)
@@ -100,6 +103,18 @@ static int preprocess_images(const rf_fusion_info *info, const rf_read_images *i
     }
     *out = px;
     return RF_OK;
+}
+
+/* Preprocesses every image into one [n, C, H, W] array. */
+static int preprocess_images(const rf_fusion *model, const rf_read_images *imgs, int threads, float **out,
+                             rf_err *err)
+{
+    return rf_read_preprocess(model, imgs->images, imgs->count, threads, out, err);
+}
+
+int rf_read_note_usable(const char *text, size_t len)
+{
+    return len > 0 && strspn(text, " \t\r\n") < len;
 }
 
 typedef struct read_text {
@@ -178,7 +193,7 @@ static int read_notes_labs(rf_fusion *model, const rf_read_request *req, rf_read
         if (!t->enc)
             return rf_err_set(err, RF_ENOMEM, "out of memory");
         for (size_t i = 0; i < r->nnotes; i++) {
-            if (r->notes[i].len == 0 || strspn(r->notes[i].text, " \t\r\n") == r->notes[i].len) {
+            if (!rf_read_note_usable(r->notes[i].text, r->notes[i].len)) {
                 if (rf_result_warn(r, "note %zu is empty: not used", i + 1))
                     return rf_err_set(err, RF_ENOMEM, "out of memory");
                 continue;
@@ -401,9 +416,9 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
     float *px = NULL, *ppx = NULL;
     if (!rc) {
         t0 = now_ms();
-        rc = preprocess_images(info, &imgs, req->threads, &px, err);
+        rc = preprocess_images(model, &imgs, req->threads, &px, err);
         if (!rc)
-            rc = preprocess_images(info, &priors, req->threads, &ppx, err);
+            rc = preprocess_images(model, &priors, req->threads, &ppx, err);
         if (!rc)
             rc = rf_result_time(r, "preprocess", now_ms() - t0);
     }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "radfuse/imaging.h"
+#include "radfuse/labs.h"
 #include "radfuse/result.h"
 
 #ifdef __cplusplus
@@ -85,6 +86,23 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                          const rf_read_image_rules *rules, int include_phi, rf_read_result *r, rf_read_images *out,
                          rf_err *err);
 void rf_read_images_free(rf_read_images *imgs);
+
+/* ---- the model's inputs as rf_read makes them (fusion/read.c; also radfuse eval) ---- */
+
+/* Rendered images through the model's preprocessing (info.preprocess) into
+ * one malloc'd [n, C, H, W] array (*out NULL when n is 0); threads as in
+ * rf_read_request. */
+int rf_read_preprocess(const struct rf_fusion *model, const rf_read_image *images, size_t n, int threads,
+                       float **out, rf_err *err);
+
+/* 1 when rf_read gives the note text (len bytes, NUL-terminated) to the text
+ * encoder: not when it is empty or only white space. */
+int rf_read_note_usable(const char *text, size_t len);
+
+/* The study's time that lab results are taken against: DICOM StudyDate
+ * (YYYYMMDD) and StudyTime (HHMMSS[.f], or NULL) as an rf_time; -1 when the
+ * date is missing or invalid. */
+int rf_read_study_time(const char *study_date, const char *study_time, rf_time *t);
 
 /* ---- the whole read (fusion/read.c) ---- */
 
