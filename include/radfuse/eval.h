@@ -103,6 +103,149 @@ typedef struct rf_eval_confusion {
 
 void rf_eval_confusion_at(const double *prob, const int *label, size_t n, double threshold, rf_eval_confusion *out);
 
+/* ---- the runner ------------------------------------------------------------ */
+
+struct rf_fusion;
+struct rf_dataset;
+
+/* The input sets a row is read with: every input, each input alone (the
+ * others given as the model's absent tokens), and with --mask-findings every
+ * input and the note alone with the findings' names masked. */
+typedef enum rf_eval_input {
+    RF_EVAL_FUSED = 0,
+    RF_EVAL_IMAGE,
+    RF_EVAL_TEXT,
+    RF_EVAL_LABS,
+    RF_EVAL_FUSED_MASKED,
+    RF_EVAL_TEXT_MASKED,
+    RF_EVAL_INPUT_COUNT
+} rf_eval_input;
+
+/* "fused", "image", "text", "labs", "fused_masked", "text_masked". */
+const char *rf_eval_input_name(rf_eval_input in);
+
+/*
+ * A dataset image file (JPEG or PNG, told by its signature) rendered as
+ * `radfuse read` renders the same samples stored as a DICOM image (what
+ * `radfuse dataset study` writes): grayscale through the automatic window,
+ * color over its range; out->pixels is malloc'd (free it), in [0, 1].
+ * Errors name the file: missing, over 64 MiB, neither format, undecodable.
+ */
+struct rf_read_image;
+int rf_eval_image_load(const char *path, struct rf_read_image *out, rf_err *err);
+
+/*
+ * The note with the findings' names replaced by "[MASK]": case-insensitive
+ * whole-word matches (a space in a term matches any run of white space, the
+ * longest term wins) of the fixed diagnosis terms docs/eval.md lists (covid,
+ * covid-19, sars-cov-2, coronavirus, pneumonia, ards, the pathogens of the
+ * covid-chestxray findings, ...) and of extra[nextra] (the evaluated
+ * targets' codes and display names). *out is malloc'd and NUL-terminated;
+ * *masked (may be NULL) gets the number of replacements.
+ */
+int rf_eval_mask_findings(const char *text, size_t len, const char *const *extra, int nextra, char **out,
+                          size_t *out_len, int *masked, rf_err *err);
+/* The fixed terms, NULL-terminated. */
+const char *const *rf_eval_mask_terms(void);
+
+typedef struct rf_eval_opts {
+    const char *split_file;  /* patientid,split CSV (datasets.h); NULL: the source's published split
+                                where the layout has one, else rf_dataset_split's default */
+    int subset;              /* rf_split: RF_SPLIT_VAL, RF_SPLIT_TEST, RF_SPLIT_TRAIN, or RF_SPLIT_NONE for every row */
+    long limit;              /* the first limit rows of the subset (dataset order); 0: all */
+    int bootstrap;           /* resamples of the intervals; 0: no intervals */
+    uint64_t seed;
+    int mask_findings;       /* also read with the findings' names masked out of the notes */
+    int threads;             /* preprocessing threads; 0: one per core */
+    /* called after every row (may be NULL): rows done of total */
+    void (*progress)(void *ctx, size_t done, size_t total);
+    void *progress_ctx;
+} rf_eval_opts;
+
+/* Defaults: the val subset, no limit, 1000 resamples, seed 1, no masking. */
+void rf_eval_opts_init(rf_eval_opts *o);
+
+/* One evaluated target (a dataset target the model has a label for, with
+ * both classes among the evaluated rows; unknown rows left out). */
+typedef struct rf_eval_target {
+    char *name;              /* the dataset's target name */
+    int dataset_target, label; /* indices into the dataset's targets and the model's labels */
+    int finding;             /* 1 a finding target, 0 an outcome */
+    long n, positives;
+    double auroc, auprc, ece; /* of the fused input */
+    rf_eval_ci ci;           /* of the fused AUROC */
+    rf_eval_bin bins[RF_EVAL_BINS];
+    double threshold;        /* the model's stored threshold */
+    rf_eval_confusion at_threshold;
+    double ablation[RF_EVAL_INPUT_COUNT]; /* AUROC per input set (NaN for sets not read) */
+    rf_eval_ci ablation_ci[RF_EVAL_INPUT_COUNT];
+} rf_eval_target;
+
+/* A dataset target not evaluated, and why. */
+typedef struct rf_eval_skipped {
+    char *name;
+    char *reason;
+} rf_eval_skipped;
+
+/* A row left out: its image could not be had. */
+typedef struct rf_eval_failure {
+    char *id;                /* the dataset's row id (an image name, never a patient key) */
+    long line;               /* CSV line */
+    char *error;             /* the reason, without the path */
+} rf_eval_failure;
+
+typedef struct rf_eval_result {
+    char *layout;            /* the dataset's layout name */
+    char *split;             /* "file", "source" or "hash": where the subset's sides came from */
+    int subset;              /* rf_split */
+    size_t rows_total;       /* rows of the dataset */
+    size_t rows_subset;      /* rows of the subset (before the limit) */
+    size_t rows_read;        /* rows tried (after the limit) */
+    size_t rows_used;        /* rows read through the model */
+    size_t patients;         /* distinct patients among the used rows */
+    size_t image_failures;   /* rows left out because their image failed */
+    size_t nfailures;
+    rf_eval_failure *failures;
+    size_t note_failures;    /* notes that could not be read (rows read without a note) */
+    size_t lab_failures;     /* rows whose labs could not be read (read without labs) */
+    size_t with_note, with_labs; /* used rows with a usable note / with lab tokens */
+    size_t masked_terms;     /* replacements made by masking, over every note */
+    int bootstrap;
+    uint64_t seed;
+    int mask_findings;
+    int ntargets;
+    rf_eval_target *targets;
+    int nskipped;
+    rf_eval_skipped *skipped;
+    double macro[RF_EVAL_INPUT_COUNT]; /* mean AUROC over the evaluated targets (NaN: none, or not read) */
+    double macro_findings[RF_EVAL_INPUT_COUNT]; /* the same over the finding targets only */
+    /* per used row: its dataset row, and probabilities [RF_EVAL_INPUT_COUNT][nlabels] */
+    int nlabels;
+    size_t *row;
+    float *prob;
+    double seconds;          /* wall time of the reading */
+} rf_eval_result;
+
+/*
+ * Reads the subset of ds (opts; NULL: defaults) through model: each row's
+ * image file (rf_eval_image_load), note (rf_note_parse, then the text
+ * encoder when rf_read_note_usable) and labs (rf_dataset_labs, lab tokens
+ * against the row's study time as `radfuse read` of its dataset study takes
+ * them) preprocessed as rf_read does (rf_read_preprocess), and
+ * rf_fusion_forward once per input set; then the metrics per target. A
+ * row whose image cannot be had is counted and listed, not fatal.
+ * Fails on a bad split file or subset, or when no row could be read.
+ * *out is zeroed first; free it with rf_eval_result_free, also on failure.
+ */
+int rf_eval_run(struct rf_fusion *model, const struct rf_dataset *ds, const rf_eval_opts *opts, rf_eval_result *out,
+                rf_err *err);
+void rf_eval_result_free(rf_eval_result *r);
+
+/* The result as one JSON object (docs/eval.md; malloc'd, NUL-terminated). */
+char *rf_eval_json(const rf_eval_result *r, const struct rf_fusion *model);
+/* The readable tables. */
+void rf_eval_print(const rf_eval_result *r, const struct rf_fusion *model, FILE *f);
+
 #ifdef __cplusplus
 }
 #endif
