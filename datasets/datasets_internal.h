@@ -1,14 +1,19 @@
 /*
  * Internal to radfuse_datasets: the C boundary of the DICOM writer of
- * datasets/make_study.cpp (DCMTK), which catches every exception.
+ * datasets/make_study.cpp (DCMTK), which catches every exception; the
+ * collection's lab conversion shared by the study maker and the loader; the
+ * loaders' dataset structure and CSV helpers.
  */
 #ifndef RADFUSE_DATASETS_INTERNAL_H
 #define RADFUSE_DATASETS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "radfuse/datasets.h"
 #include "radfuse/runtime.h"
+#include "text/csv.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +53,61 @@ int ds_covid_labs_csv(const char *const vals[DS_COVID_NLABS], const char *iso_da
 
 /* YYYYMMDD of RF_DATASET_BASE_DATE plus days (|days| <= 36500). */
 void ds_study_date(long days, char out[9]);
+
+/* ---- loaders (datasets/dataset*.c; C only) ---- */
+#ifndef __cplusplus
+
+#define DS_CSV_MAX ((size_t)1 << 30) /* one CSV of a layout, after decompression */
+
+typedef struct ds_block {
+    struct ds_block *next;
+    size_t used, cap;
+    char data[];
+} ds_block;
+
+struct rf_dataset {
+    rf_dataset_layout layout;
+    char *root;
+    rf_dataset_row *rows;
+    size_t nrows, cap_rows;
+    int8_t *targets; /* [nrows][ntargets]; rows point in once loading is done */
+    const char *const *target_names;
+    int ntargets, nfinding;
+    const char **labvals; /* covid: [nrows][DS_COVID_NLABS], trimmed, "" when absent */
+    ds_block *arena;      /* every string of the rows */
+    const char **patients; /* sorted distinct patient keys */
+    size_t npatients;
+    size_t *row_patient; /* [nrows]: index into patients */
+    char **image_dirs;   /* nih: folders under root that may hold an image, in the order tried */
+    size_t nimage_dirs;
+    size_t skipped, unmapped;
+};
+
+/* A copy of s[0..n) with surrounding white space trimmed, in the arena; NULL when out of memory. */
+const char *ds_str(rf_dataset *ds, const char *s, size_t n);
+/* A new row (strings "", targets unknown, age -1, frontal -1) and its targets; NULL when out of memory. */
+rf_dataset_row *ds_add_row(rf_dataset *ds, int8_t **targets);
+/* A whole CSV file, gunzipped when its name ends in .gz; at most DS_CSV_MAX bytes. */
+int ds_read_csv(const char *path, char **data, size_t *len, rf_err *err);
+/* Reads the header of csv and finds the n columns names (exact names); a
+ * missing column is an error naming file and column, unless bit k of
+ * optional is set (then idx[k] = (size_t)-1). *ncols gets the header's width. */
+int ds_header(text_csv *csv, const char *file, const char *const *names, int n, unsigned long long optional,
+              size_t *idx, size_t *ncols, rf_err *err);
+/* Reads the next record and checks it has ncols fields; *got false at the end. */
+int ds_record(text_csv *csv, const char *file, size_t ncols, bool *got, rf_err *err);
+/* Field idx of the record (trimmed copy in the arena is ds_str's job): "" for (size_t)-1. */
+const char *ds_field(const text_csv *csv, size_t idx, size_t *len);
+/* Whether path exists (any kind of file). */
+bool ds_exists(const char *path);
+/* A 1 / 0 / -1 label as CheXpert writes them ("1.0", "0", "-1.0", ""); false when none of those. */
+bool ds_chexpert_value(const char *s, int8_t *out);
+
+int ds_load_covid(rf_dataset *ds, rf_err *err);
+int ds_load_chexpert(rf_dataset *ds, const char *csv_dir, const char *prefix, rf_err *err);
+int ds_load_mimic(rf_dataset *ds, rf_err *err);
+int ds_load_nih(rf_dataset *ds, rf_err *err);
+#endif
 
 #ifdef __cplusplus
 }
