@@ -23,6 +23,7 @@ packages=(
   python3 python3-jsonschema              # tests: result.json validated against docs/result.schema.json
   python3-sklearn                         # tests: tests/data/make_eval_expected.py (radfuse eval's metrics against sklearn)
   chromium                                # tests: report.html loaded, its DOM dumped and a screenshot taken in headless Chromium
+  slurm-wlm munge                         # tests: test_slurm runs scripts/slurm-batch.sh on a single-node Slurm (slurmctld, slurmd, client commands) it starts with its own munged
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3 python3-numpy python3-torch libopenblas0-pthread)

@@ -98,10 +98,19 @@ submit() {
 
 merge() {
   [[ $# -eq 2 && $2 =~ ^[1-9][0-9]*$ ]] || die "usage: slurm-batch.sh merge OUT N"
-  local out=$1 n=$2 dirs=() i
+  local out=$1 n=$2 dirs=() i new old
   for ((i = 0; i < n; i++)); do dirs+=("$out/shard-$i"); done
+  # radfuse batch merge wants a new directory: merge beside, then swap it in, so that a
+  # merge after a resubmission replaces the previous one and a failed merge leaves it
+  new=$out/.merged.new.${SLURM_JOB_ID:-$$} old=$out/.merged.old.${SLURM_JOB_ID:-$$}
+  rm -rf "$new" "$old"
   echo "slurm-batch: merging $n shards into $out/merged"
-  exec "$radfuse" batch merge "$out/merged" "${dirs[@]}"
+  "$radfuse" batch merge "$new" "${dirs[@]}" || { rm -rf "$new"; exit 2; }
+  if [[ -e $out/merged ]]; then
+    mv "$out/merged" "$old" || die "cannot move the previous $out/merged aside"
+  fi
+  mv "$new" "$out/merged" || die "cannot rename $new to $out/merged"
+  rm -rf "$old"
 }
 
 task() {
