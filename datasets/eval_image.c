@@ -1,10 +1,10 @@
 /*
  * A dataset's image file (JPEG through libjpeg-turbo, PNG through libpng)
- * rendered as `radfuse read` renders the same values stored as DICOM: the
- * decoded samples become an rf_dicom_image (MONOCHROME2 for grayscale, RGB
- * for color, no window, no rescale) and go through rf_render_display with the
- * read's options, so grayscale gets the automatic 0.5-99.5th percentile
- * window that a read of `radfuse dataset study`'s CR image gets.
+ * rendered as `radfuse read` renders the same values stored as DICOM by
+ * `radfuse dataset study`: the decoded samples become an rf_dicom_image
+ * (MONOCHROME2 for grayscale with the identity window the study maker writes,
+ * center 2^(bits-1) and width 2^bits, so a value x displays as x / (2^bits - 1);
+ * RGB for color) and go through rf_render_display with the read's options.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -208,6 +208,12 @@ int rf_eval_image_load(const char *path, rf_read_image *out, rf_err *err)
     img.high_bit = img.bits_stored - 1;
     img.display.rescale_slope = 1;
     snprintf(img.photometric, sizeof img.photometric, "%s", img.out_samples == 3 ? "RGB" : "MONOCHROME2");
+    if (img.out_samples == 1) {
+        /* datasets/make_study.cpp's window: LINEAR (x - (c - 0.5)) / (w - 1) + 0.5 = x / (2^bits - 1) */
+        img.display.nwindows = 1;
+        img.display.window_center[0] = (double)(1 << (img.bits_stored - 1));
+        img.display.window_width[0] = (double)(1 << img.bits_stored);
+    }
     img.pixels_size = (size_t)img.rows * (size_t)img.columns * (size_t)img.out_samples * (size_t)img.sample_bytes;
     size_t n = (size_t)img.rows * (size_t)img.columns * (size_t)img.out_samples;
     float *px = malloc(n * sizeof *px);
@@ -215,7 +221,7 @@ int rf_eval_image_load(const char *path, rf_read_image *out, rf_err *err)
         free(img.pixels);
         return rf_err_set(err, RF_ENOMEM, "%s: out of memory rendering a %dx%d image", path, img.rows, img.columns);
     }
-    /* the options read_study.c renders with (NULL: the file's window, else automatic) */
+    /* the options read_study.c renders with (NULL: the file's window) */
     rf_err e;
     rc = rf_render_display(&img, 0, NULL, px, NULL, NULL, &e);
     free(img.pixels);

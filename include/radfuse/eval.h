@@ -127,8 +127,9 @@ const char *rf_eval_input_name(rf_eval_input in);
 /*
  * A dataset image file (JPEG or PNG, told by its signature) rendered as
  * `radfuse read` renders the same samples stored as a DICOM image (what
- * `radfuse dataset study` writes): grayscale through the automatic window,
- * color over its range; out->pixels is malloc'd (free it), in [0, 1].
+ * `radfuse dataset study` writes): grayscale x as x / (2^bits - 1) (the
+ * study maker's identity window), color over its range; out->pixels is
+ * malloc'd (free it), in [0, 1].
  * Errors name the file: missing, over 64 MiB, neither format, undecodable.
  */
 struct rf_read_image;
