@@ -23,6 +23,7 @@ int cli_text_extract(int argc, char **argv);
 int cli_text_eval(int argc, char **argv);
 int cli_text_labs(int argc, char **argv); /* cli/cmd_text_labs.c */
 int cli_dataset(int argc, char **argv);   /* cli/cmd_dataset.c */
+int cli_eval(int argc, char **argv);      /* cli/cmd_eval.c; exit 1 on usage errors */
 
 /* Prints "radfuse: <message>" to stderr and returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -94,6 +94,15 @@ static const char usage[] =
     "      One row of the COVID-19 image data collection (metadata.csv and\n"
     "      images/) as a study: OUT/study/<row>.dcm (CR, the JPEG's values),\n"
     "      note.txt and labs.csv when the row has them, ATTRIBUTION.txt.\n"
+    "  eval DATASET --model DIR [--json] [--split FILE] [--subset val|test|train|all]\n"
+    "       [--limit N] [--layout NAME] [--device D] [--bootstrap N] [--seed S]\n"
+    "       [--mask-findings]\n"
+    "      A model against a labelled dataset (covid-chestxray, CheXpert,\n"
+    "      MIMIC-CXR-JPG, NIH ChestX-ray14 layouts): per target AUROC with a\n"
+    "      patient bootstrap interval, AUPRC, ECE and reliability table,\n"
+    "      sensitivity/specificity at the stored threshold, and AUROC with\n"
+    "      image, text or labs alone (the ablation); --mask-findings also reads\n"
+    "      the notes with the findings' names masked. docs/eval.md.\n"
     "  demo [--dir DIR] [--batch N] [--threads N]\n"
     "      Builds a ViT-B/16 with random weights, runs it on a synthetic\n"
     "      224x224 image and prints the output summary and the time taken.\n"
@@ -173,5 +182,7 @@ int main(int argc, char **argv)
         return cli_demo(argc - 2, argv + 2);
     if (strcmp(cmd, "read") == 0)
         return cli_read(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0)
+        return cli_eval(argc - 2, argv + 2);
     return cli_fail("unknown command '%s' (see radfuse --help)", cmd);
 }
