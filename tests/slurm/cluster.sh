@@ -28,13 +28,16 @@ slurm_need() {
   return $missing
 }
 
-# slurm_free_port: a TCP port nothing listens on, from a range away from the usual ones
+# slurm_free_port: a TCP port no socket uses (from /proc/net/tcp*: iproute2 may be absent),
+# from a range away from the usual ones
 slurm_free_port() {
-  local p used
-  used=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)
+  local p used=" " local_addr
+  while read -r _ local_addr _; do
+    [[ $local_addr == *:* ]] && used+="$((16#${local_addr##*:})) "
+  done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
   for _ in $(seq 200); do
     p=$((20000 + RANDOM % 20000))
-    grep -qx "$p" <<<"$used" || { echo "$p"; return 0; }
+    [[ $used == *" $p "* ]] || { echo "$p"; return 0; }
   done
   return 1
 }
