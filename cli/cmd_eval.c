@@ -16,13 +16,14 @@
 #include "radfuse/datasets.h"
 #include "radfuse/eval.h"
 #include "radfuse/fusion.h"
+#include "runtime/fileio.h"
 
 #define EVAL_EXIT_USAGE 1
 
 static const char eval_usage[] =
     "usage: radfuse eval DATASET --model DIR [--json] [--split FILE] [--subset val|test|train|all]\n"
     "                    [--limit N] [--layout NAME] [--device D] [--threads N] [--bootstrap N]\n"
-    "                    [--seed S] [--mask-findings]\n";
+    "                    [--seed S] [--mask-findings] [--predictions FILE]\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -36,6 +37,7 @@ static int usage(const char *fmt, const char *arg)
 int cli_eval(int argc, char **argv)
 {
     const char *data = NULL, *model_dir = getenv("RADFUSE_MODEL"), *device = NULL, *layout_name = "auto";
+    const char *predictions = NULL;
     long threads = 0, limit = 0, bootstrap = 1000, seed = 1;
     int json = 0;
     rf_eval_opts o;
@@ -53,6 +55,8 @@ int cli_eval(int argc, char **argv)
             model_dir = VALUE(a);
         else if (strcmp(a, "--split") == 0)
             o.split_file = VALUE(a);
+        else if (strcmp(a, "--predictions") == 0)
+            predictions = VALUE(a);
         else if (strcmp(a, "--layout") == 0)
             layout_name = VALUE(a);
         else if (strcmp(a, "--device") == 0)
@@ -134,6 +138,15 @@ int cli_eval(int argc, char **argv)
         }
     } else {
         rf_eval_print(&r, model, stdout);
+    }
+    if (!rc && predictions && status == CLI_EXIT_OK) {
+        /* every row's probabilities per input set, written atomically */
+        char *csv = rf_eval_predictions_csv(&r, model, ds);
+        if (!csv)
+            status = cli_fail("eval: out of memory");
+        else if (rf_write_file_atomic(predictions, csv, strlen(csv), &err))
+            status = cli_fail("eval: %s", err.msg);
+        free(csv);
     }
     if (!rc && r.image_failures)
         fprintf(stderr, "radfuse: eval: %zu image%s could not be read; those rows were left out\n", r.image_failures,

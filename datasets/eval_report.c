@@ -136,6 +136,65 @@ char *rf_eval_json(const rf_eval_result *r, const rf_fusion *model)
     return text;
 }
 
+static int put(char **p, size_t *n, size_t *cap, const char *s, size_t len)
+{
+    if (*n + len + 1 > *cap) {
+        size_t c = (*n + len + 1) * 2;
+        char *q = realloc(*p, c);
+        if (!q)
+            return -1;
+        *p = q, *cap = c;
+    }
+    memcpy(*p + *n, s, len);
+    *n += len;
+    (*p)[*n] = 0;
+    return 0;
+}
+
+/* A CSV field: quoted when it holds a comma, quote or line break. */
+static void csv_field(char **p, size_t *n, size_t *cap, const char *v, int *oom)
+{
+    if (!strpbrk(v, ",\"\r\n")) {
+        *oom |= put(p, n, cap, v, strlen(v));
+        return;
+    }
+    *oom |= put(p, n, cap, "\"", 1);
+    for (; *v; v++)
+        *oom |= *v == '"' ? put(p, n, cap, "\"\"", 2) : put(p, n, cap, v, 1);
+    *oom |= put(p, n, cap, "\"", 1);
+}
+
+char *rf_eval_predictions_csv(const rf_eval_result *r, const rf_fusion *model, const rf_dataset *ds)
+{
+    const rf_fusion_info *info = rf_fusion_get_info(model);
+    char *p = NULL, num[40];
+    size_t n = 0, cap = 0;
+    int oom = put(&p, &n, &cap, "id,input", 8);
+    for (int k = 0; k < info->nlabels; k++) {
+        oom |= put(&p, &n, &cap, ",", 1);
+        csv_field(&p, &n, &cap, info->labels[k].code, &oom);
+    }
+    oom |= put(&p, &n, &cap, "\n", 1);
+    for (size_t u = 0; u < r->rows_used && !oom; u++) {
+        for (int s = 0; s < sets_read(r); s++) {
+            csv_field(&p, &n, &cap, rf_dataset_get(ds, r->row[u])->id, &oom);
+            oom |= put(&p, &n, &cap, ",", 1);
+            oom |= put(&p, &n, &cap, rf_eval_input_name((rf_eval_input)s), strlen(rf_eval_input_name((rf_eval_input)s)));
+            const float *pr = r->prob + (u * RF_EVAL_INPUT_COUNT + (size_t)s) * (size_t)r->nlabels;
+            for (int k = 0; k < r->nlabels; k++) {
+                int len = snprintf(num, sizeof num, ",%.9g", (double)pr[k]);
+                oom |= put(&p, &n, &cap, num, (size_t)len);
+            }
+            oom |= put(&p, &n, &cap, "\n", 1);
+        }
+    }
+    if (oom) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 static void fmt(char *buf, size_t n, double v)
 {
     if (isfinite(v))

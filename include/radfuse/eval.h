@@ -244,6 +244,11 @@ void rf_eval_result_free(rf_eval_result *r);
 
 /* The result as one JSON object (docs/eval.md; malloc'd, NUL-terminated). */
 char *rf_eval_json(const rf_eval_result *r, const struct rf_fusion *model);
+/* Every used row's probabilities as CSV, one line per row and input set
+ * read: "id,input,<label code>..." (ids are the dataset's row ids, image
+ * names, never patient keys). Malloc'd, NUL-terminated; NULL when out of
+ * memory. */
+char *rf_eval_predictions_csv(const rf_eval_result *r, const struct rf_fusion *model, const struct rf_dataset *ds);
 /* The readable tables. */
 void rf_eval_print(const rf_eval_result *r, const struct rf_fusion *model, FILE *f);
 
