@@ -58,7 +58,8 @@ static int load_chexpert_csv(rf_dataset *ds, const char *file, const char *prefi
         if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
             break;
         size_t n;
-        const char *path = ds_str(ds, ds_field(&csv, col[X_PATH], &n), n);
+        const char *pv = ds_field(&csv, col[X_PATH], &n);
+        const char *path = ds_str(ds, pv, n);
         if (!path) {
             rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
             break;

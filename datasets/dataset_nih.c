@@ -119,7 +119,7 @@ static int find_image_dirs(rf_dataset *ds, rf_err *err)
     while (!rc && (e = readdir(dir))) {
         if (strncmp(e->d_name, "images_", 7) || strlen(e->d_name) > 64)
             continue;
-        char sub[128];
+        char sub[300];
         snprintf(path, sizeof path, "%s/%s/images", ds->root, e->d_name);
         if (is_dir(path)) {
             snprintf(sub, sizeof sub, "%s/images", e->d_name);
