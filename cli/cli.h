@@ -18,6 +18,7 @@ int cli_dicom_ls(int argc, char **argv); /* cli/cmd_dicom_ls.c */
 int cli_dicom_export(int argc, char **argv); /* cli/cmd_dicom_export.c; exit 1 on usage errors */
 int cli_text(int argc, char **argv);
 int cli_read(int argc, char **argv); /* cli/cmd_read.c; exit 1 on usage errors */
+int cli_batch(int argc, char **argv); /* cli/cmd_batch.c; exit 1 on usage errors */
 /* radfuse text extract / text eval (cmd_text_extract.c), dispatched by cli_text. */
 int cli_text_extract(int argc, char **argv);
 int cli_text_eval(int argc, char **argv);

@@ -90,6 +90,15 @@ static const char usage[] =
     "      dicom/ (Secondary Captures and a Comprehensive SR; they copy the\n"
     "      study's patient module). No patient names or IDs elsewhere unless\n"
     "      --include-phi. --json prints result.json. docs/read.md has the rest.\n"
+    "  batch ROOT --out DIR [--model DIR] [--manifest FILE] [--jobs N]\n"
+    "        [--device D] [--shard I/N] [--retry-failed] [--saliency M] [--dry-run]\n"
+    "      Every study of an export (trees, DICOMDIRs, zip files) through the\n"
+    "      read, with notes and labs paired by a manifest or by folder: a\n"
+    "      pipeline of decoding workers, one device stage and a writer;\n"
+    "      DIR/results.jsonl (one result per study), DIR/studies/<key>/,\n"
+    "      DIR/errors.jsonl; resumes after a kill (DIR/state.sqlite). Exit 0\n"
+    "      only when every study succeeded. batch merge OUT DIR... combines\n"
+    "      shard outputs. docs/batch.md.\n"
     "  dataset study --data DIR (--row N | --image FILE) --out OUT\n"
     "      One row of the COVID-19 image data collection (metadata.csv and\n"
     "      images/) as a study: OUT/study/<row>.dcm (CR, the JPEG's values),\n"
@@ -182,6 +191,8 @@ int main(int argc, char **argv)
         return cli_demo(argc - 2, argv + 2);
     if (strcmp(cmd, "read") == 0)
         return cli_read(argc - 2, argv + 2);
+    if (strcmp(cmd, "batch") == 0)
+        return cli_batch(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc - 2, argv + 2);
     return cli_fail("unknown command '%s' (see radfuse --help)", cmd);

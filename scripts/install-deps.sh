@@ -17,6 +17,7 @@ packages=(
   libutf8proc-dev                         # text: Unicode normalization and categories for the tokenizer
   libpng-dev libjpeg62-turbo-dev          # dicom export: PNG (libpng) and JPEG (libjpeg-turbo) writers
   libfftw3-dev                            # saliency: Gaussian smoothing of the maps by FFT (single-precision FFTW)
+  libsqlite3-dev                          # batch: the state store (SQLite: crash-safe transactions, not a journal of our own)
   clang libclang-rt-14-dev llvm           # make test-fuzz: libFuzzer + ASan/UBSan runtimes, llvm-symbolizer
   dicom3tools                             # tests: dciodvfy validates the DICOM radfuse writes; dckey, dcdump, dcsrdump read it back
   orthanc curl                            # tests: a loopback Orthanc must accept radfuse's SC and SR objects (REST uploads with curl)

@@ -1,0 +1,135 @@
+/*
+ * Internal to radfuse_batch: the export as discovered (discover.c), the read
+ * split into a worker part and a device part (stage_read.c), the durable
+ * state (state.c).
+ */
+#ifndef RADFUSE_BATCH_INTERNAL_H
+#define RADFUSE_BATCH_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "radfuse/batch.h"
+#include "radfuse/fusion.h"
+#include "radfuse/read.h"
+#include "radfuse/result.h"
+
+/* ---- the export (discover.c) ---- */
+
+typedef enum bt_pairing { BT_PAIR_NONE = 0, BT_PAIR_MANIFEST, BT_PAIR_FOLDER } bt_pairing;
+
+typedef struct bt_study {
+    char *uid;
+    char key[17];
+    int shard_hit;            /* in this run's shard */
+    char **paths;             /* files and zip archives holding its instances */
+    int npaths;
+    int instances;
+    char **notes, **labs;
+    int nnotes, nlabs;
+    char *prior_uid;          /* from the manifest, or NULL */
+    long prior;               /* index of the prior study in the export, or -1 */
+    bt_pairing pairing;
+    char *accession;          /* for the manifest only; never written */
+} bt_study;
+
+typedef struct bt_file_error {
+    char *name;               /* relative to the root (or "manifest line N") */
+    char *reason;             /* one line, without the name */
+    const char *stage;        /* "discover", "manifest" */
+    int shard_hit;
+} bt_file_error;
+
+typedef struct bt_export {
+    bt_study *studies;        /* sorted by uid */
+    size_t n;
+    bt_file_error *errors;
+    size_t nerrors;
+} bt_export;
+
+/* Lists root, groups the instances by study, pairs notes and labs (manifest,
+ * else the folder convention), marks the shard's studies and errors. */
+int bt_discover(const char *root, const char *manifest, int shard, int nshards, bt_export *ex, rf_err *err);
+void bt_export_free(bt_export *ex);
+
+/* ---- the read in two parts (stage_read.c) ---- */
+
+/* A study between the workers and the device stage. */
+typedef struct bt_prepared {
+    rf_read_result r;
+    rf_read_images imgs, priors;
+    float *px, *ppx;
+    double prior_days;
+    rf_labs labs;
+    rf_lab_token *tokens;
+    size_t ntokens;
+    char **late;              /* warnings of the lab step, added after the text step's as rf_read orders them */
+    size_t nlate;
+} bt_prepared;
+
+typedef struct bt_read_opts {
+    const char *saliency;     /* NULL: "none" */
+    const char *precision;    /* NULL: "fp32" */
+    int include_phi;
+} bt_read_opts;
+
+/* The worker part of rf_read for study i of ex: the study's images and the
+ * prior's, preprocessed; the notes and labs read and the lab tokens made.
+ * Uses only the model's info (safe beside the device stage). *p is zeroed
+ * first; free with bt_prepared_free, also after a failure (p->r keeps the
+ * warnings). */
+int bt_prepare(const struct rf_fusion *model, const bt_export *ex, size_t i, const bt_read_opts *o, bt_prepared *p,
+               rf_err *err);
+/* The device part: the text encoder over the notes, the fusion forward, the
+ * findings and saliency, into p->r, as rf_read would give them. */
+int bt_infer(struct rf_fusion *model, bt_prepared *p, rf_err *err);
+/* Frees what p holds besides p->r. */
+void bt_prepared_release(bt_prepared *p);
+/* Frees all of p. */
+void bt_prepared_free(bt_prepared *p);
+
+/* ---- the state (state.c) ---- */
+
+typedef struct bt_state bt_state;
+
+typedef enum bt_status { BT_PENDING = 0, BT_DONE, BT_FAILED } bt_status;
+
+/* Opens (creating) DIR/state.sqlite and DIR/results.jsonl, removes what a
+ * killed run left (temporary files and folders), cuts a partial last line
+ * from results.jsonl and records lines the state lacks. model_sha256 is
+ * checked against the one the state was made with. */
+int bt_state_open(bt_state **out, const char *dir, const char *model_sha256, rf_err *err);
+/* Opens an existing state read-only (dry runs, merges); RF_EIO when there is none. */
+int bt_state_open_readonly(bt_state **out, const char *dir, rf_err *err);
+void bt_state_close(bt_state *st);
+bt_status bt_state_status(bt_state *st, const char *key);
+/* Replaces the discovery and manifest errors of this shard (one transaction). */
+int bt_state_set_file_errors(bt_state *st, const bt_export *ex, rf_err *err);
+/* Records the shard, its study count and the export's. */
+int bt_state_set_meta(bt_state *st, const char *name, const char *value, rf_err *err);
+int bt_state_get_meta(bt_state *st, const char *name, char *value, size_t cap);
+/* What the writer records of one study: done (line: one JSON line,
+ * '\n'-terminated) or failed (stage, reason). */
+typedef struct bt_record {
+    const char *key, *uid;
+    const char *line;
+    size_t len;
+    const char *stage, *reason;
+} bt_record;
+/* Records n studies: the done ones' lines appended to results.jsonl and
+ * fsynced, then one transaction of the state for all n. On a failed append
+ * the lines of this call are cut again and nothing is recorded. */
+int bt_state_record(bt_state *st, const bt_record *recs, size_t n, rf_err *err);
+/* Counts of this state: studies done, failed; file errors. */
+void bt_state_counts(bt_state *st, size_t *done, size_t *failed, size_t *file_errors);
+/* DIR/errors.jsonl from the state, atomically. */
+int bt_state_write_errors(bt_state *st, rf_err *err);
+
+/* mkdir -p. */
+int bt_make_dirs(const char *dir, rf_err *err);
+/* Removes a tree (files and folders); missing is fine. */
+int bt_remove_tree(const char *path);
+/* fsyncs a directory. */
+int bt_sync_dir(const char *dir, rf_err *err);
+
+#endif

@@ -1,0 +1,580 @@
+/*
+ * The export of a batch: every DICOM instance under the root (rf_inputs:
+ * trees, DICOMDIRs, zip files) grouped by StudyInstanceUID across the whole
+ * export (rf_studies), one study wherever its instances lie; notes and labs
+ * paired by a manifest CSV or by the folder convention (docs/batch.md).
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "batch/batch_internal.h"
+#include "radfuse/dicom_input.h"
+#include "radfuse/study.h"
+#include "runtime/fileio.h"
+#include "runtime/sha256.h"
+#include "text/csv.h"
+
+#define BT_MANIFEST_MAX ((size_t)1 << 30)
+
+void rf_batch_key(const char *study_uid, char key[17])
+{
+    rf_sha256 s;
+    uint8_t d[32];
+    char hex[65];
+    rf_sha256_init(&s);
+    rf_sha256_update(&s, study_uid, strlen(study_uid));
+    rf_sha256_final(&s, d);
+    rf_sha256_hex(d, hex);
+    memcpy(key, hex, 16);
+    key[16] = 0;
+}
+
+int rf_batch_shard_of(const char *text, int n)
+{
+    if (n <= 1)
+        return 0;
+    rf_sha256 s;
+    uint8_t d[32];
+    rf_sha256_init(&s);
+    rf_sha256_update(&s, text, strlen(text));
+    rf_sha256_final(&s, d);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | d[i];
+    return (int)(v % (uint64_t)n);
+}
+
+static int push_str(char ***v, int *n, const char *s)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp((*v)[i], s) == 0)
+            return 0;
+    char **nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
+    if (!nv)
+        return -1;
+    *v = nv;
+    if (!(nv[*n] = strdup(s)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static void free_strs(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void bt_export_free(bt_export *ex)
+{
+    for (size_t i = 0; i < ex->n; i++) {
+        bt_study *s = &ex->studies[i];
+        free(s->uid);
+        free_strs(s->paths, s->npaths);
+        free_strs(s->notes, s->nnotes);
+        free_strs(s->labs, s->nlabs);
+        free(s->prior_uid);
+        free(s->accession);
+    }
+    free(ex->studies);
+    for (size_t i = 0; i < ex->nerrors; i++) {
+        free(ex->errors[i].name);
+        free(ex->errors[i].reason);
+    }
+    free(ex->errors);
+    memset(ex, 0, sizeof *ex);
+}
+
+/* name relative to root ("ROOT/a/b" -> "a/b", "ROOT/x.zip:e" -> "x.zip:e"). */
+static const char *relative(const char *root, const char *name)
+{
+    size_t n = strlen(root);
+    if (strncmp(name, root, n) == 0 && name[n] == '/')
+        return name + n + 1;
+    return name;
+}
+
+/* A message without its leading "name: " (names may hold patient data). */
+static const char *without_name(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(msg, name, n) == 0) {
+        msg += n;
+        while (*msg == ':' || *msg == ' ')
+            msg++;
+    }
+    return msg;
+}
+
+static int add_error(bt_export *ex, const char *root, const char *name, const char *reason, const char *stage,
+                     int shard, int nshards)
+{
+    bt_file_error *ne = realloc(ex->errors, (ex->nerrors + 1) * sizeof *ne);
+    if (!ne)
+        return -1;
+    ex->errors = ne;
+    bt_file_error *e = &ne[ex->nerrors];
+    e->name = strdup(relative(root, name));
+    e->reason = strdup(reason);
+    e->stage = stage;
+    if (!e->name || !e->reason) {
+        free(e->name);
+        free(e->reason);
+        return -1;
+    }
+    e->shard_hit = rf_batch_shard_of(e->name, nshards) == shard;
+    ex->nerrors++;
+    return 0;
+}
+
+/* The archive of a zip entry named "ARCHIVE:entry": the longest prefix before
+ * a ':' that is a regular file. */
+static char *archive_of(const char *name)
+{
+    char *best = NULL;
+    for (const char *c = strchr(name, ':'); c; c = strchr(c + 1, ':')) {
+        char *p = strndup(name, (size_t)(c - name));
+        struct stat sb;
+        if (p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            free(best);
+            best = p;
+        } else {
+            free(p);
+        }
+    }
+    return best;
+}
+
+/* ---- the folder convention ---- */
+
+/* Which study owns each folder: the only study whose DICOM files lie under it. */
+typedef struct dir_owner {
+    char *dir;
+    long study; /* -2: several */
+} dir_owner;
+
+static int cmp_owner(const void *a, const void *b)
+{
+    return strcmp(((const dir_owner *)a)->dir, ((const dir_owner *)b)->dir);
+}
+
+static long owner_of(const dir_owner *o, size_t n, const char *dir)
+{
+    dir_owner key = {(char *)dir, 0};
+    const dir_owner *hit = bsearch(&key, o, n, sizeof *o, cmp_owner);
+    return hit ? hit->study : -1;
+}
+
+static int is_note_name(const char *base)
+{
+    size_t n = strlen(base);
+    return strncasecmp(base, "note", 4) == 0 && n > 4 && strcasecmp(base + n - 4, ".txt") == 0;
+}
+
+static int is_labs_name(const char *base)
+{
+    size_t n = strlen(base);
+    if (strncasecmp(base, "labs", 4) != 0 || n < 8)
+        return 0;
+    return strcasecmp(base + n - 4, ".csv") == 0 || strcasecmp(base + n - 4, ".hl7") == 0 ||
+           strcasecmp(base + n - 5, ".json") == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The note and labs files directly in dir, sorted by name. */
+static int scan_folder(const char *dir, bt_study *s)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    char **notes = NULL, **labs = NULL;
+    int nn = 0, nl = 0, rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        int note = is_note_name(e->d_name), lab = !note && is_labs_name(e->d_name);
+        if (!note && !lab)
+            continue;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        struct stat sb;
+        if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        rc = push_str(note ? &notes : &labs, note ? &nn : &nl, path);
+    }
+    closedir(d);
+    if (nn)
+        qsort(notes, (size_t)nn, sizeof *notes, cmp_str);
+    if (nl)
+        qsort(labs, (size_t)nl, sizeof *labs, cmp_str);
+    for (int i = 0; !rc && i < nn; i++)
+        rc = push_str(&s->notes, &s->nnotes, notes[i]);
+    for (int i = 0; !rc && i < nl; i++)
+        rc = push_str(&s->labs, &s->nlabs, labs[i]);
+    free_strs(notes, nn);
+    free_strs(labs, nl);
+    return rc;
+}
+
+/* Pairs notes and labs by folder: in the folder of the study's files and in
+ * each folder above it that holds no other study, up to the root. */
+static int pair_folders(const char *root, bt_export *ex)
+{
+    dir_owner *o = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    size_t rootlen = strlen(root);
+    for (size_t i = 0; !rc && i < ex->n; i++) {
+        bt_study *s = &ex->studies[i];
+        for (int k = 0; !rc && k < s->npaths; k++) {
+            char *d = strdup(s->paths[k]);
+            if (!d) {
+                rc = -1;
+                break;
+            }
+            for (char *slash = strrchr(d, '/'); slash && (size_t)(slash - d) >= rootlen; slash = strrchr(d, '/')) {
+                *slash = 0;
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 256;
+                    dir_owner *no = realloc(o, cap * sizeof *o);
+                    if (!no) {
+                        rc = -1;
+                        break;
+                    }
+                    o = no;
+                }
+                if (!(o[n].dir = strdup(d))) {
+                    rc = -1;
+                    break;
+                }
+                o[n++].study = (long)i;
+            }
+            free(d);
+        }
+    }
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            free(o[i].dir);
+        free(o);
+        return rc;
+    }
+    if (n)
+        qsort(o, n, sizeof *o, cmp_owner);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && strcmp(o[m - 1].dir, o[i].dir) == 0) {
+            if (o[m - 1].study != o[i].study)
+                o[m - 1].study = -2;
+            free(o[i].dir);
+            continue;
+        }
+        o[m++] = o[i];
+    }
+    for (size_t i = 0; !rc && i < ex->n; i++) {
+        bt_study *s = &ex->studies[i];
+        if (s->pairing != BT_PAIR_NONE || s->npaths == 0)
+            continue;
+        /* the folders of its files that it owns, and theirs above */
+        for (int k = 0; !rc && k < s->npaths; k++) {
+            char *d = strdup(s->paths[k]);
+            if (!d) {
+                rc = -1;
+                break;
+            }
+            for (char *slash = strrchr(d, '/'); slash && (size_t)(slash - d) >= rootlen; slash = strrchr(d, '/')) {
+                *slash = 0;
+                if (owner_of(o, m, d) != (long)i)
+                    break;
+                int nn = s->nnotes, nl = s->nlabs;
+                rc = scan_folder(d, s);
+                if (s->nnotes > nn || s->nlabs > nl)
+                    s->pairing = BT_PAIR_FOLDER;
+            }
+            free(d);
+        }
+    }
+    for (size_t i = 0; i < m; i++)
+        free(o[i].dir);
+    free(o);
+    return rc;
+}
+
+/* ---- the manifest ---- */
+
+static long find_uid(const bt_export *ex, const char *uid)
+{
+    size_t lo = 0, hi = ex->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(ex->studies[mid].uid, uid);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* ';'-separated paths, relative to base (the manifest's folder) unless absolute. */
+static int add_paths(char ***v, int *n, const char *field, const char *base)
+{
+    const char *p = field;
+    while (*p) {
+        const char *e = strchr(p, ';');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len) {
+            char path[4096];
+            int w = p[0] == '/' ? snprintf(path, sizeof path, "%.*s", (int)len, p)
+                                : snprintf(path, sizeof path, "%s/%.*s", base, (int)len, p);
+            if (w >= (int)sizeof path || push_str(v, n, path))
+                return -1;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static int read_manifest(const char *path, const char *root, bt_export *ex, int shard, int nshards, rf_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = rf_read_file(path, BT_MANIFEST_MAX, &data, &len, err);
+    if (rc)
+        return rc;
+    char base[4096];
+    snprintf(base, sizeof base, "%s", path);
+    char *slash = strrchr(base, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(base, sizeof base, ".");
+    text_csv csv;
+    text_csv_opts co = {.skip_blank = true};
+    text_csv_init(&csv, path, data, len, &co);
+    bool got;
+    enum { C_UID, C_ACC, C_NOTES, C_LABS, C_PRIOR, C_N };
+    static const char *const names[C_N] = {"study_instance_uid", "accession_number", "notes", "labs",
+                                           "prior_study_instance_uid"};
+    long col[C_N] = {-1, -1, -1, -1, -1};
+    rc = text_csv_read(&csv, &got, err);
+    if (!rc && !got)
+        rc = rf_err_set(err, RF_EFORMAT, "%s: empty manifest (no header)", path);
+    for (size_t i = 0; !rc && i < csv.nfields; i++) {
+        const char *h = text_csv_field(&csv, i, NULL);
+        for (int c = 0; c < C_N; c++)
+            if (strcmp(h, names[c]) == 0)
+                col[c] = (long)i;
+    }
+    if (!rc && col[C_UID] < 0 && col[C_ACC] < 0)
+        rc = rf_err_set(err, RF_EFORMAT, "%s: the header has neither study_instance_uid nor accession_number", path);
+    size_t ncols = csv.nfields;
+    while (!rc) {
+        rc = text_csv_read(&csv, &got, err);
+        if (rc || !got)
+            break;
+        if (csv.nfields != ncols) {
+            rc = rf_err_set(err, RF_EFORMAT, "%s:%zu: %zu fields, the header has %zu", path, csv.line, csv.nfields,
+                            ncols);
+            break;
+        }
+        const char *uid = col[C_UID] >= 0 ? text_csv_field(&csv, (size_t)col[C_UID], NULL) : "";
+        const char *acc = col[C_ACC] >= 0 ? text_csv_field(&csv, (size_t)col[C_ACC], NULL) : "";
+        long hit = -1;
+        int many = 0;
+        if (uid[0]) {
+            hit = find_uid(ex, uid);
+        } else if (acc[0]) {
+            for (size_t i = 0; i < ex->n; i++)
+                if (ex->studies[i].accession && strcmp(ex->studies[i].accession, acc) == 0) {
+                    many += hit >= 0;
+                    hit = (long)i;
+                }
+        }
+        char where[64];
+        snprintf(where, sizeof where, "manifest line %zu", csv.line);
+        if (hit < 0 || many) {
+            /* placed in a shard by what the row names, so that one shard reports it */
+            const char *reason = !uid[0] && !acc[0] ? "names no study (study_instance_uid and accession_number empty)"
+                                 : many           ? "its accession_number matches several studies"
+                                                  : "names a study that is not in the export";
+            if (add_error(ex, root, where, reason, "manifest", 0, 1)) {
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                break;
+            }
+            ex->errors[ex->nerrors - 1].shard_hit = rf_batch_shard_of(uid[0] ? uid : acc, nshards) == shard;
+            continue;
+        }
+        bt_study *s = &ex->studies[hit];
+        s->pairing = BT_PAIR_MANIFEST;
+        if ((col[C_NOTES] >= 0 && add_paths(&s->notes, &s->nnotes, text_csv_field(&csv, (size_t)col[C_NOTES], NULL),
+                                            base)) ||
+            (col[C_LABS] >= 0 && add_paths(&s->labs, &s->nlabs, text_csv_field(&csv, (size_t)col[C_LABS], NULL), base))) {
+            rc = rf_err_set(err, RF_ENOMEM, "%s:%zu: out of memory or a path too long", path, csv.line);
+            break;
+        }
+        const char *prior = col[C_PRIOR] >= 0 ? text_csv_field(&csv, (size_t)col[C_PRIOR], NULL) : "";
+        if (prior[0]) {
+            free(s->prior_uid);
+            if (!(s->prior_uid = strdup(prior))) {
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                break;
+            }
+            s->prior = find_uid(ex, prior);
+        }
+    }
+    text_csv_free(&csv);
+    free(data);
+    return rc;
+}
+
+/* ---- discovery ---- */
+
+static int cmp_study(const void *a, const void *b)
+{
+    return strcmp(((const bt_study *)a)->uid, ((const bt_study *)b)->uid);
+}
+
+/* Whether path is one of the notes or labs of a study (then it is no bad DICOM file). */
+static int is_paired(const bt_export *ex, const char *path)
+{
+    for (size_t i = 0; i < ex->n; i++) {
+        const bt_study *s = &ex->studies[i];
+        for (int k = 0; k < s->nnotes; k++)
+            if (strcmp(s->notes[k], path) == 0)
+                return 1;
+        for (int k = 0; k < s->nlabs; k++)
+            if (strcmp(s->labs[k], path) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+int bt_discover(const char *root_in, const char *manifest, int shard, int nshards, bt_export *ex, rf_err *err)
+{
+    memset(ex, 0, sizeof *ex);
+    char root[4096];
+    if (snprintf(root, sizeof root, "%s", root_in) >= (int)sizeof root)
+        return rf_err_set(err, RF_EINVAL, "%s: path too long", root_in);
+    for (size_t n = strlen(root); n > 1 && root[n - 1] == '/'; n--)
+        root[n - 1] = 0;
+    struct stat sb;
+    if (stat(root, &sb) != 0)
+        return rf_err_set(err, RF_EIO, "%s: no such file or directory", root);
+    const char *paths[1] = {root};
+    rf_inputs *in = NULL;
+    int rc = rf_inputs_collect(paths, 1, NULL, &in, err);
+    if (rc)
+        return rc;
+    size_t nitems = rf_inputs_count(in);
+    size_t *item_of = calloc(nitems ? nitems : 1, sizeof *item_of);
+    /* items that failed: reported after pairing, unless they are notes or labs */
+    size_t *bad = calloc(nitems ? nitems : 1, sizeof *bad);
+    char **bad_reason = calloc(nitems ? nitems : 1, sizeof *bad_reason);
+    size_t nbad = 0;
+    rf_studies s;
+    rf_studies_init(&s);
+    if (!item_of || !bad || !bad_reason)
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory listing %s", root);
+    for (size_t i = 0; !rc && i < nitems; i++) {
+        const rf_input *item = rf_inputs_at(in, i);
+        if (item->kind == RF_INPUT_DICOMDIR) {
+            if (item->missing > 0) {
+                char why[128];
+                snprintf(why, sizeof why, "DICOMDIR: %ld referenced file%s missing or refused", item->missing,
+                         item->missing == 1 ? "" : "s");
+                if (!(bad_reason[nbad] = strdup(why)))
+                    rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                bad[nbad++] = i;
+            }
+            continue;
+        }
+        rf_dicom_image img;
+        rf_err e;
+        if (rf_inputs_read(in, i, RF_DICOM_ATTRS | RF_DICOM_NO_PIXELS_OK, &img, &e) ||
+            rf_studies_add(&s, item->name, &img, NULL, &e)) {
+            if (!(bad_reason[nbad] = strdup(without_name(e.msg, item->name))))
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+            bad[nbad++] = i;
+        } else {
+            item_of[s.ninst - 1] = i;
+        }
+        rf_dicom_image_free(&img);
+    }
+    if (!rc)
+        rc = rf_studies_build(&s, err);
+    if (!rc && s.nstudies && !(ex->studies = calloc(s.nstudies, sizeof *ex->studies)))
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+    for (size_t k = 0; !rc && k < s.nstudies; k++) {
+        bt_study *st = &ex->studies[ex->n++];
+        st->prior = -1;
+        if (!(st->uid = strdup(s.studies[k].uid)))
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        else
+            rf_batch_key(st->uid, st->key);
+        st->shard_hit = rf_batch_shard_of(st->uid, nshards) == shard;
+    }
+    for (size_t j = 0; !rc && j < s.ninst; j++) {
+        const rf_instance *inst = &s.inst[j];
+        bt_study *st = &ex->studies[inst->study];
+        if (inst->duplicate_of < 0)
+            st->instances++;
+        const rf_input *item = rf_inputs_at(in, item_of[j]);
+        if (!st->accession && inst->attrs.accession_number[0] && !(st->accession = strdup(inst->attrs.accession_number)))
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        if (item->kind == RF_INPUT_ZIP_ENTRY) {
+            char *a = archive_of(item->name);
+            if (!a || push_str(&st->paths, &st->npaths, a))
+                rc = rf_err_set(err, RF_ENOMEM, "%s: cannot place the archive of a zip entry",
+                                relative(root, item->name));
+            free(a);
+        } else if (item->path && push_str(&st->paths, &st->npaths, item->path)) {
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        }
+    }
+    if (!rc && ex->n)
+        qsort(ex->studies, ex->n, sizeof *ex->studies, cmp_study);
+    for (size_t i = 0; !rc && i + 1 < ex->n; i++)
+        if (strcmp(ex->studies[i].key, ex->studies[i + 1].key) == 0)
+            rc = rf_err_set(err, RF_EINVAL, "studies %s and %s have the same key %s", ex->studies[i].uid,
+                            ex->studies[i + 1].uid, ex->studies[i].key);
+    if (!rc && manifest)
+        rc = read_manifest(manifest, root, ex, shard, nshards, err);
+    if (!rc && pair_folders(root, ex))
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory pairing notes and labs");
+    for (size_t b = 0; !rc && b < nbad; b++) {
+        const rf_input *item = rf_inputs_at(in, bad[b]);
+        if (item->path && is_paired(ex, item->path))
+            continue;
+        if (manifest && item->path && strcmp(item->path, manifest) == 0)
+            continue;
+        if (add_error(ex, root, item->name, bad_reason[b], "discover", shard, nshards))
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+    }
+    for (size_t b = 0; b < nbad; b++)
+        free(bad_reason[b]);
+    free(bad_reason);
+    free(bad);
+    free(item_of);
+    rf_studies_free(&s);
+    rf_inputs_free(in);
+    if (rc)
+        bt_export_free(ex);
+    return rc;
+}

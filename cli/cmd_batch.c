@@ -1,0 +1,265 @@
+/*
+ * radfuse batch: every study of an export through the read (batch/,
+ * docs/batch.md), resumably, with progress on a terminal or log lines, and a
+ * summary; radfuse batch merge: shard outputs into one directory.
+ *
+ * Exit status: 0 when every study of the shard succeeded and no file failed,
+ * 2 otherwise (failures, a stop on an output that cannot be written, bad
+ * input), 1 on usage.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "radfuse/batch.h"
+#include "radfuse/fusion.h"
+
+#define BATCH_EXIT_USAGE 1
+
+static const char batch_usage[] =
+    "usage: radfuse batch ROOT --out DIR [--model DIR] [--manifest FILE] [--jobs N] [--device D]\n"
+    "                     [--threads N] [--shard I/N] [--retry-failed] [--saliency M] [--precision P]\n"
+    "                     [--include-phi] [--dicom] [--queue N] [--log-every S] [--json] [--dry-run]\n"
+    "       radfuse batch merge OUT DIR...\n";
+
+static int usage(const char *fmt, const char *arg)
+{
+    fputs("radfuse: batch: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    fputs(batch_usage, stderr);
+    return BATCH_EXIT_USAGE;
+}
+
+typedef struct progress_ctx {
+    int tty;
+    double log_every, last;
+    size_t last_done;
+} progress_ctx;
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+    if (!isfinite(s) || s < 0)
+        snprintf(buf, n, "?");
+    else if (s >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", (int)(s / 3600), (int)fmod(s / 60, 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, n, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static void on_progress(void *vctx, const rf_batch_progress *p)
+{
+    progress_ctx *c = vctx;
+    double rate = p->elapsed_s > 0 ? p->run_done / p->elapsed_s : 0;
+    size_t finished = p->done + p->failed, left = p->total > finished ? p->total - finished : 0;
+    char eta[32];
+    fmt_eta(rate > 0 ? left / rate : NAN, eta, sizeof eta);
+    if (c->tty) {
+        int width = 30, fill = p->total ? (int)((double)finished / p->total * width) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r[%s] %zu/%zu studies  %.2f/s  ETA %s  failed %zu ", bar, finished, p->total, rate, eta,
+                p->failed);
+        if (p->final)
+            fputc('\n', stderr);
+        fflush(stderr);
+        return;
+    }
+    if (!p->final && p->elapsed_s - c->last < c->log_every && p->run_done - c->last_done < 100)
+        return;
+    c->last = p->elapsed_s;
+    c->last_done = p->run_done;
+    fprintf(stderr, "radfuse: batch: %zu/%zu studies (%zu failed), %.2f studies/s, ETA %s\n", finished, p->total,
+            p->failed, rate, eta);
+}
+
+static void plan_line(void *ctx, const rf_batch_plan_study *s)
+{
+    int json = *(int *)ctx;
+    if (json)
+        printf("{\"study_instance_uid\":\"%s\",\"key\":\"%s\",\"instances\":%d,\"notes\":%d,\"labs\":%d,"
+               "\"prior\":%s,\"pairing\":\"%s\",\"state\":\"%s\"}\n",
+               s->uid, s->key, s->instances, s->nnotes, s->nlabs, s->has_prior ? "true" : "false", s->pairing,
+               s->state);
+    else
+        printf("%s  %s  %d instance%s  %d note%s  %d lab file%s  prior %s  paired by %s  %s\n", s->key, s->uid,
+               s->instances, s->instances == 1 ? "" : "s", s->nnotes, s->nnotes == 1 ? "" : "s", s->nlabs,
+               s->nlabs == 1 ? "" : "s", s->has_prior ? "yes" : "no", s->pairing, s->state);
+}
+
+static void print_summary(const rf_batch_opts *o, const rf_batch_summary *s, int json)
+{
+    const rf_batch_progress *p = &s->progress;
+    const rf_batch_stages *t = &s->stages;
+    double wall = t->wall_ms / 1e3, rate = wall > 0 ? p->run_done / wall : 0;
+    double overlap = t->wall_ms > 0 ? (t->prepare_ms + t->device_ms + t->write_ms + t->commit_ms) / t->wall_ms : 0;
+    if (json) {
+        printf("{\"studies_found\":%zu,\"shard\":\"%d/%d\",\"total\":%zu,\"done\":%zu,\"failed\":%zu,"
+               "\"done_before\":%zu,\"processed\":%zu,\"file_errors\":%zu,\"stopped\":%s,\"wall_s\":%.3f,"
+               "\"studies_per_s\":%.4f,\"stages\":{\"jobs\":%d,\"discover_ms\":%.1f,\"prepare_ms\":%.1f,"
+               "\"device_ms\":%.1f,\"device_wait_ms\":%.1f,\"write_ms\":%.1f,\"commit_ms\":%.1f,\"wall_ms\":%.1f,"
+               "\"device_utilization\":%.4f,\"overlap\":%.4f},\"out\":\"%s\"}\n",
+               s->studies_found, o->nshards > 1 ? o->shard : 0, o->nshards > 1 ? o->nshards : 1, p->total, p->done,
+               p->failed, p->done_before, p->run_done, p->file_errors, s->stopped ? "true" : "false", wall, rate,
+               t->jobs, t->discover_ms, t->prepare_ms, t->device_ms, t->device_wait_ms, t->write_ms, t->commit_ms, t->wall_ms,
+               t->wall_ms > 0 ? t->device_ms / t->wall_ms : 0, overlap, o->out);
+        return;
+    }
+    printf("batch: %zu studies in shard %d/%d (%zu found); %zu done (%zu before this run), %zu failed; %zu file%s "
+           "not read\n",
+           p->total, o->nshards > 1 ? o->shard : 0, o->nshards > 1 ? o->nshards : 1, s->studies_found, p->done,
+           p->done_before, p->failed, p->file_errors, p->file_errors == 1 ? "" : "s");
+    printf("time: %zu studies in %.1f s, %.2f studies/s (listing the export: %.1f s)\n", p->run_done, wall, rate,
+           t->discover_ms / 1e3);
+    printf("stages (busy): prepare %.1f s and write %.1f s over %d worker%s, device %.1f s (%.0f%% of the wall "
+           "time; waited %.1f s), commit %.1f s; overlap %.2fx\n",
+           t->prepare_ms / 1e3, t->write_ms / 1e3, t->jobs, t->jobs == 1 ? "" : "s", t->device_ms / 1e3,
+           t->wall_ms > 0 ? 100 * t->device_ms / t->wall_ms : 0, t->device_wait_ms / 1e3, t->commit_ms / 1e3,
+           overlap);
+    printf("results: %s/results.jsonl%s\n", o->out, p->failed || p->file_errors ? "; failures: errors.jsonl" : "");
+}
+
+static int parse_shard(const char *v, int *i, int *n)
+{
+    char *end;
+    long a = strtol(v, &end, 10);
+    if (end == v || *end != '/')
+        return -1;
+    const char *b = end + 1;
+    long c = strtol(b, &end, 10);
+    if (end == b || *end || c < 1 || c > 1000000 || a < 0 || a >= c)
+        return -1;
+    *i = (int)a;
+    *n = (int)c;
+    return 0;
+}
+
+static int cli_batch_merge(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage("%s", "merge needs OUT and at least one DIR");
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] == '-')
+            return usage("merge: unknown option %s", argv[i]);
+    rf_batch_merge_info info;
+    rf_err err;
+    if (rf_batch_merge(argv[0], (const char *const *)argv + 1, argc - 1, &info, &err))
+        return cli_fail("batch: %s", err.msg);
+    printf("merged %d director%s into %s: %zu studies (%zu duplicate%s dropped), %zu error line%s\n", argc - 1,
+           argc == 2 ? "y" : "ies", argv[0], info.results, info.duplicates, info.duplicates == 1 ? "" : "s",
+           info.errors, info.errors == 1 ? "" : "s");
+    if (info.incomplete)
+        return cli_fail("batch: merge: %zu studies of the shards are not processed yet (a shard has not finished)",
+                        info.incomplete);
+    return CLI_EXIT_OK;
+}
+
+int cli_batch(int argc, char **argv)
+{
+    if (argc > 0 && strcmp(argv[0], "merge") == 0)
+        return cli_batch_merge(argc - 1, argv + 1);
+    rf_batch_opts o = {.saliency = "gradcam", .precision = "fp32"};
+    const char *model_dir = getenv("RADFUSE_MODEL"), *device = NULL;
+    long jobs = 0, threads = 0, queue = 0, log_every = 10;
+    int json = 0, dry = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        int rc = 0;
+#define VALUE(flag) (has_value ? argv[++i] : (rc = usage("%s needs a value", flag), (char *)NULL))
+        if (strcmp(a, "--json") == 0)
+            json = 1;
+        else if (strcmp(a, "--dry-run") == 0)
+            dry = 1;
+        else if (strcmp(a, "--include-phi") == 0)
+            o.include_phi = 1;
+        else if (strcmp(a, "--dicom") == 0)
+            o.dicom = 1;
+        else if (strcmp(a, "--retry-failed") == 0)
+            o.retry_failed = 1;
+        else if (strcmp(a, "--out") == 0)
+            o.out = VALUE(a);
+        else if (strcmp(a, "--model") == 0)
+            model_dir = VALUE(a);
+        else if (strcmp(a, "--manifest") == 0)
+            o.manifest = VALUE(a);
+        else if (strcmp(a, "--device") == 0)
+            device = VALUE(a);
+        else if (strcmp(a, "--saliency") == 0)
+            o.saliency = VALUE(a);
+        else if (strcmp(a, "--precision") == 0) {
+            o.precision = VALUE(a);
+            if (!rc && strcmp(o.precision, "fp32") != 0 && strcmp(o.precision, "fp16") != 0)
+                rc = usage("--precision must be fp32 or fp16, not '%s'", o.precision);
+        } else if (strcmp(a, "--shard") == 0) {
+            const char *v = VALUE(a);
+            if (!rc && parse_shard(v, &o.shard, &o.nshards))
+                rc = usage("--shard takes I/N with 0 <= I < N, not '%s'", v);
+        } else if (strcmp(a, "--jobs") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
+                   strcmp(a, "--log-every") == 0) {
+            const char *v = VALUE(a);
+            long *dst = a[2] == 'j' ? &jobs : a[2] == 't' ? &threads : a[2] == 'q' ? &queue : &log_every;
+            if (!rc && cli_parse_int(a, v, a[2] == 'l' ? 1 : 0, a[2] == 'l' ? 86400 : 1024, dst))
+                rc = BATCH_EXIT_USAGE;
+        } else if (a[0] == '-' && a[1])
+            rc = usage("unknown option %s", a);
+        else if (o.root)
+            rc = usage("one ROOT only (got also '%s')", a);
+        else
+            o.root = a;
+#undef VALUE
+        if (rc)
+            return rc;
+    }
+    if (!o.root)
+        return usage("%s", "no ROOT given");
+    o.jobs = (int)jobs;
+    o.queue = (int)queue;
+    rf_err err;
+    if (dry) {
+        size_t nerr = 0;
+        if (rf_batch_plan(&o, plan_line, &json, &nerr, &err))
+            return cli_fail("batch: %s", err.msg);
+        fprintf(stderr, "radfuse: batch: dry run: %zu file%s of the shard cannot be read as DICOM; nothing written\n",
+                nerr, nerr == 1 ? "" : "s");
+        return CLI_EXIT_OK;
+    }
+    if (!o.out)
+        return usage("%s", "no output directory: give --out DIR");
+    if (!model_dir)
+        return usage("%s", "no model: give --model DIR or set RADFUSE_MODEL");
+    rf_backend *be;
+    if (cli_backend(&be, device, threads))
+        return CLI_EXIT_FAIL;
+    if (strcmp(o.precision, "fp16") == 0 && rf_backend_set_precision(be, RF_PRECISION_FP16, &err)) {
+        rf_backend_destroy(be);
+        return cli_fail("batch: %s", err.msg);
+    }
+    rf_fusion *model;
+    if (rf_fusion_load(&model, model_dir, be, &err)) {
+        rf_backend_destroy(be);
+        return cli_fail("batch: %s", err.msg);
+    }
+    progress_ctx pc = {.tty = isatty(2), .log_every = (double)log_every};
+    o.progress = on_progress;
+    o.progress_ctx = &pc;
+    rf_batch_summary sum;
+    int rc = rf_batch_run(model, &o, &sum, &err);
+    if (rc && sum.stopped)
+        fprintf(stderr,
+                "radfuse: batch: %s\nradfuse: batch: stopped; every study recorded so far is kept: run the same "
+                "command again once the cause is fixed (e.g. space freed) to continue\n",
+                err.msg);
+    else if (rc)
+        fprintf(stderr, "radfuse: batch: %s\n", err.msg);
+    if (!rc || sum.stopped)
+        print_summary(&o, &sum, json);
+    rf_fusion_free(model);
+    rf_backend_destroy(be);
+    return !rc && sum.progress.failed == 0 && sum.progress.file_errors == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
