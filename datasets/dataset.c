@@ -343,8 +343,10 @@ int rf_dataset_open(rf_dataset **out, const char *root, rf_dataset_layout layout
     if ((unsigned)layout > RF_DATASET_NIH)
         return rf_err_set(err, RF_EINVAL, "rf_dataset_open: unknown layout %d", (int)layout);
     struct stat st;
-    if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode))
-        return rf_err_set(err, RF_EIO, "%s: not a directory: %s", root, errno ? strerror(errno) : "not a directory");
+    if (stat(root, &st) != 0)
+        return rf_err_set(err, RF_EIO, "%s: cannot open the dataset: %s", root, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return rf_err_set(err, RF_EIO, "%s: not a directory", root);
     char cx_dir[4096], cx_prefix[64];
     int ncx = find_chexpert(root, cx_dir, sizeof cx_dir, cx_prefix, sizeof cx_prefix);
     if (layout == RF_DATASET_AUTO) {
@@ -483,9 +485,10 @@ int rf_dataset_image_path(const rf_dataset *ds, size_t i, char *buf, size_t cap,
     if ((size_t)snprintf(buf, cap, "%s/%s", ds->root, r->image) >= cap)
         return rf_err_set(err, RF_EINVAL, "%s: row %zu: image path too long", ds->root, i);
     struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISREG(st.st_mode))
-        return rf_err_set(err, RF_EIO, "%s: image of line %ld not found: %s", buf, r->line,
-                          errno ? strerror(errno) : "not a regular file");
+    if (stat(buf, &st) != 0)
+        return rf_err_set(err, RF_EIO, "%s: image of line %ld not found: %s", buf, r->line, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return rf_err_set(err, RF_EIO, "%s: image of line %ld is not a regular file", buf, r->line);
     return RF_OK;
 }
 
