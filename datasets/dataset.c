@@ -387,10 +387,15 @@ int rf_dataset_open(rf_dataset **out, const char *root, rf_dataset_layout layout
         if (ncx > 1)
             rc = rf_err_set(err, RF_EINVAL,
                             "%s: holds both CheXpert-v1.0 and CheXpert-v1.0-small; open the one wanted", root);
-        else if (!ncx)
-            rc = rf_err_set(err, RF_EINVAL,
-                            "%s: no CheXpert train.csv or valid.csv here or in CheXpert-v1.0[-small]/", root);
-        else
+        else if (!ncx) {
+            /* named explicitly: a renamed CheXpert-v1.0* folder holding the CSVs */
+            static const char *const csvs[] = {"train.csv", "valid.csv"};
+            if (has_any(root, csvs, 2))
+                rc = ds_load_chexpert(ds, ds->root, "renamed/", err);
+            else
+                rc = rf_err_set(err, RF_EINVAL,
+                                "%s: no CheXpert train.csv or valid.csv here or in CheXpert-v1.0[-small]/", root);
+        } else
             rc = ds_load_chexpert(ds, cx_dir, cx_prefix, err);
         break;
     case RF_DATASET_MIMIC:

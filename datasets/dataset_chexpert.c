@@ -65,7 +65,8 @@ static int load_chexpert_csv(rf_dataset *ds, const char *file, const char *prefi
             break;
         }
         /* Path names the image from the folder holding CheXpert-v1.0*; a root
-         * that is that folder drops the first part */
+         * that is that folder (prefix not empty, whatever its name) drops the
+         * first part */
         const char *image = path;
         if (*prefix) {
             const char *slash = strchr(path, '/');

@@ -448,6 +448,24 @@ static void check_chexpert(void)
         rf_dataset_free(ds);
     }
 
+    /* a renamed folder: with the layout named, its CSVs' paths from inside it */
+    char renamed[600];
+    snprintf(renamed, sizeof renamed, "%s/chexpert-renamed", tmp);
+    CHECK(symlink(dir, renamed) == 0);
+    rf_dataset *rds;
+    rf_err rerr;
+    int rrc = rf_dataset_open(&rds, renamed, RF_DATASET_AUTO, &rerr);
+    CHECKF(rrc != 0 && one_line(rerr.msg) && strstr(rerr.msg, "no known dataset layout"), "%s", rerr.msg);
+    rrc = rf_dataset_open(&rds, renamed, RF_DATASET_CHEXPERT, &rerr);
+    CHECKF(rrc == 0, "%s", rerr.msg);
+    if (!rrc) {
+        char p[4096];
+        CHECK(rf_dataset_count(rds) == 5 && !strcmp(rf_dataset_get(rds, 0)->image,
+                                                     "train/patient00001/study1/view1_frontal.jpg"));
+        CHECKF(rf_dataset_image_path(rds, 0, p, sizeof p, &rerr) == 0, "%s", rerr.msg);
+        rf_dataset_free(rds);
+    }
+
     /* a label value that is not 1, 0, -1 or blank */
     char bad[600];
     snprintf(bad, sizeof bad, "%s/chexpert-bad/CheXpert-v1.0", tmp);
