@@ -42,8 +42,9 @@
  *                    the folder holding CheXpert-v1.0* or that folder itself)
  *   mimic-cxr-jpg    MIMIC-CXR-JPG 2.0.0: mimic-cxr-2.0.0-{chexpert,metadata,
  *                    split}.csv[.gz] + files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg
- *   nih-cxr14        NIH ChestX-ray14: Data_Entry_2017[_v2020].csv, images
- *                    in images, images_001/images, ... folders, train_val_list.txt, test_list.txt
+ *   nih-cxr14        NIH ChestX-ray14: Data_Entry_2017[_v2020].csv, images in
+ *                    images/ or images_NNN/images/, train_val_list.txt and
+ *                    test_list.txt
  * The CSVs are read whole at open through radfuse's strict CSV reader; images
  * are not touched until rf_dataset_image_path is asked for one.
  *
