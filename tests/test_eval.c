@@ -276,6 +276,7 @@ static void image_tests(const char *tmp)
     }
     rf_read_images_free(&imgs);
     rf_result_free(&r);
+    free(im.pixels);
 
     /* the same values as PNG: 8-bit gray (v / 255), 16-bit gray (v * 257 /
      * 65535, the same to float rounding), RGB (each channel v / 255) */
