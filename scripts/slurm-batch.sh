@@ -128,8 +128,32 @@ task() {
   ((i < n)) || die "task $i is outside the $n shards"
   check_shards "$out" "$n"
   echo "slurm-batch: job ${SLURM_ARRAY_JOB_ID}_$i on $(hostname -s): shard $i/$n of $root"
-  exec "$radfuse" batch "$root" --out "$out/shard-$i" --shard "$i/$n" \
-    --jobs "${SLURM_CPUS_PER_TASK:-1}" "$@"
+  # --json: the summary as one JSON line (in the log too), read below
+  local summary rc
+  summary=$("$radfuse" batch "$root" --out "$out/shard-$i" --shard "$i/$n" \
+    --jobs "${SLURM_CPUS_PER_TASK:-1}" "$@" --json)
+  rc=$?
+  [[ -n $summary ]] && echo "$summary"
+  ((rc == 0)) && exit 0
+  # radfuse batch exits 2 also when it went through the whole shard but some studies or
+  # files failed (they are in errors.jsonl). The shard is then finished: the task ends 0 so
+  # that the merge (afterok) runs, and the merge carries the errors. A shard that stopped
+  # (an output it could not write) or never started ends with radfuse's status.
+  local total done failed ferr
+  total=$(json_num "$summary" total) done=$(json_num "$summary" done)
+  failed=$(json_num "$summary" failed) ferr=$(json_num "$summary" file_errors)
+  if [[ -n $total && -n $done && -n $failed && $summary == *'"stopped":false'* ]] &&
+    ((done + failed == total)); then
+    echo "slurm-batch: shard $i/$n finished: $done studies done, $failed failed, $ferr files not read (in $out/shard-$i/errors.jsonl)"
+    exit 0
+  fi
+  echo "slurm-batch: shard $i/$n did not finish (radfuse batch exited $rc): submit it again to continue" >&2
+  exit "$rc"
+}
+
+# json_num TEXT KEY: the number KEY has in radfuse batch's one-line JSON summary
+json_num() {
+  [[ $1 =~ \"$2\":([0-9]+)[,}] ]] && echo "${BASH_REMATCH[1]}"
 }
 
 case ${1:-} in

@@ -6,6 +6,7 @@
 #   slurm_down        stops the daemons slurm_up started (by pid), safe to call twice
 #   slurm_wait_jobs TIMEOUT JOBID...   waits until none of the jobs is pending or running
 #   slurm_job_states JOBID...          prints "jobid_task STATE EXITCODE" per (array) job
+#   slurm_job_times JOBID...           prints "jobid_task START END" (ISO 8601, local time)
 # Needs root (slurmd runs jobs as their submitting user, which needs root) and Debian's
 # slurm-wlm and munge. Nothing outside DIR is written; nothing listens off loopback.
 # A missing binary is an error naming its package: never a skip.
@@ -188,6 +189,18 @@ slurm_job_states() {
           if (kv[1] == "JobId") j = kv[2]; if (kv[1] == "ArrayJobId") a = kv[2];
           if (kv[1] == "ArrayTaskId") t = kv[2]; if (kv[1] == "JobState") s = kv[2];
           if (kv[1] == "ExitCode") e = kv[2] }
+        print (t != "" ? a "_" t : j), s, e; a = ""; t = "" }'
+  done
+}
+
+slurm_job_times() {
+  local id
+  for id in "$@"; do
+    scontrol -o show job "$id" 2>/dev/null | awk '{
+        for (i = 1; i <= NF; i++) { split($i, kv, "=");
+          if (kv[1] == "JobId") j = kv[2]; if (kv[1] == "ArrayJobId") a = kv[2];
+          if (kv[1] == "ArrayTaskId") t = kv[2]; if (kv[1] == "StartTime") s = kv[2];
+          if (kv[1] == "EndTime") e = kv[2] }
         print (t != "" ? a "_" t : j), s, e; a = ""; t = "" }'
   done
 }
