@@ -324,11 +324,12 @@ static int score_targets(eval_ctx *c, const int *group, rf_err *err)
     const rf_fusion_info *info = c->info;
     int nt = rf_dataset_ntargets(ds), nf = rf_dataset_nfinding_targets(ds);
     size_t U = r->rows_used;
-    double *score = malloc((U ? U : 1) * sizeof *score);
+    double *score = malloc((U ? U : 1) * sizeof *score), *fused = malloc((U ? U : 1) * sizeof *fused);
     int *y = malloc((U ? U : 1) * sizeof *y), *g = malloc((U ? U : 1) * sizeof *g);
     r->targets = calloc((size_t)(nt ? nt : 1), sizeof *r->targets);
-    if (!score || !y || !g || !r->targets) {
+    if (!score || !fused || !y || !g || !r->targets) {
         free(score);
+        free(fused);
         free(y);
         free(g);
         return rf_err_set(err, RF_ENOMEM, "out of memory");
@@ -374,15 +375,25 @@ static int score_targets(eval_ctx *c, const int *group, rf_err *err)
         t->positives = pos;
         t->threshold = info->labels[lab].threshold;
         for (int s = 0; s < RF_EVAL_INPUT_COUNT; s++) {
-            t->ablation[s] = NAN;
+            t->ablation[s] = t->fused_minus[s] = NAN;
             t->ablation_ci[s].lo = t->ablation_ci[s].hi = NAN;
+            t->fused_minus_ci[s].lo = t->fused_minus_ci[s].hi = NAN;
         }
         for (int s = 0; s < sets && !rc; s++) {
             size_t m = 0;
             for (size_t u = 0; u < U; u++)
-                if (rf_dataset_get(ds, r->row[u])->targets[k] != RF_TARGET_UNKNOWN)
-                    score[m++] = r->prob[(u * RF_EVAL_INPUT_COUNT + (size_t)s) * (size_t)r->nlabels + (size_t)lab];
+                if (rf_dataset_get(ds, r->row[u])->targets[k] != RF_TARGET_UNKNOWN) {
+                    const float *pu = r->prob + u * RF_EVAL_INPUT_COUNT * (size_t)r->nlabels + (size_t)lab;
+                    score[m] = pu[(size_t)s * (size_t)r->nlabels];
+                    fused[m++] = pu[0];
+                }
             t->ablation[s] = rf_eval_auroc(score, y, n);
+            if (s != RF_EVAL_FUSED) {
+                t->fused_minus[s] = rf_eval_auroc(fused, y, n) - t->ablation[s];
+                if (c->o->bootstrap > 0 && !rc)
+                    rc = rf_eval_auroc_diff_ci(fused, score, y, g, n, c->o->bootstrap, c->o->seed, 0.95,
+                                               &t->fused_minus_ci[s], err);
+            }
             if (c->o->bootstrap > 0)
                 rc = rf_eval_auroc_ci(score, y, g, n, c->o->bootstrap, c->o->seed, 0.95, &t->ablation_ci[s], err);
             if (s == RF_EVAL_FUSED) {
@@ -409,6 +420,7 @@ static int score_targets(eval_ctx *c, const int *group, rf_err *err)
         r->macro_findings[s] = cntf && s < sets ? sumf / cntf : NAN;
     }
     free(score);
+    free(fused);
     free(y);
     free(g);
     return rc;

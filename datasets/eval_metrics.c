@@ -165,8 +165,10 @@ static double quantile(const double *v, int n, double q)
     return f >= 0.5 ? b - d * (1 - f) : a + d * f;
 }
 
-int rf_eval_auroc_ci(const double *score, const int *label, const int *group, size_t n, int resamples,
-                     uint64_t seed, double level, rf_eval_ci *out, rf_err *err)
+/* The bootstrap of AUROC(score), or of AUROC(score) - AUROC(other) over the
+ * same resampled rows when other is not NULL. */
+static int bootstrap(const double *score, const double *other, const int *label, const int *group, size_t n,
+                     int resamples, uint64_t seed, double level, rf_eval_ci *out, rf_err *err)
 {
     memset(out, 0, sizeof *out);
     out->lo = out->hi = NAN;
@@ -174,7 +176,7 @@ int rf_eval_auroc_ci(const double *score, const int *label, const int *group, si
     if (resamples < 1 || !(level > 0 && level < 1) || n == 0)
         return rf_err_set(err, RF_EINVAL, "bootstrap: %d resamples at level %g over %zu rows", resamples, level, n);
     for (size_t i = 0; i < n; i++)
-        if (isnan(score[i]))
+        if (isnan(score[i]) || (other && isnan(other[i])))
             return rf_err_set(err, RF_EINVAL, "bootstrap: row %zu has no score", i);
     /* groups renumbered 0..G-1 in order of first appearance; rows of each group listed together */
     int G = 0;
@@ -230,7 +232,7 @@ int rf_eval_auroc_ci(const double *score, const int *label, const int *group, si
     }
     rf_eval_rng rng;
     rf_eval_rng_seed(&rng, seed);
-    scored *buf = NULL;
+    scored *buf = NULL, *buf2 = NULL;
     size_t cap = 0;
     for (int b = 0; b < resamples; b++) {
         size_t m = 0;
@@ -239,26 +241,40 @@ int rf_eval_auroc_ci(const double *score, const int *label, const int *group, si
             size_t need = m + (size_t)(start[g + 1] - start[g]);
             if (need > cap) {
                 size_t nc = need * 2;
-                scored *nb = realloc(buf, nc * sizeof *nb);
-                if (!nb) {
+                scored *nb = realloc(buf, nc * sizeof *nb), *nb2 = nb ? realloc(buf2, nc * sizeof *nb2) : NULL;
+                if (nb)
+                    buf = nb;
+                if (nb2)
+                    buf2 = nb2;
+                if (!nb || !nb2) {
                     free(buf);
+                    free(buf2);
                     rc = rf_err_set(err, RF_ENOMEM, "bootstrap: out of memory");
                     goto done;
                 }
-                buf = nb, cap = nc;
+                cap = nc;
             }
             for (int r = start[g]; r < start[g + 1]; r++) {
                 buf[m].s = score[rows[r]];
                 buf[m].y = label[rows[r]] != 0;
+                if (other) {
+                    buf2[m].s = other[rows[r]];
+                    buf2[m].y = buf[m].y;
+                }
                 m++;
             }
         }
         qsort(buf, m, sizeof *buf, cmp_desc);
         double a = auroc_sorted(buf, m);
+        if (other && !isnan(a)) {
+            qsort(buf2, m, sizeof *buf2, cmp_desc);
+            a -= auroc_sorted(buf2, m);
+        }
         if (!isnan(a))
             aucs[out->used++] = a;
     }
     free(buf);
+    free(buf2);
     if (out->used) {
         qsort(aucs, (size_t)out->used, sizeof *aucs, cmp_double);
         out->lo = quantile(aucs, out->used, (1 - level) / 2);
@@ -271,6 +287,20 @@ done:
     free(aucs);
     free(map);
     return rc;
+}
+
+int rf_eval_auroc_ci(const double *score, const int *label, const int *group, size_t n, int resamples,
+                     uint64_t seed, double level, rf_eval_ci *out, rf_err *err)
+{
+    return bootstrap(score, NULL, label, group, n, resamples, seed, level, out, err);
+}
+
+int rf_eval_auroc_diff_ci(const double *a, const double *b, const int *label, const int *group, size_t n,
+                          int resamples, uint64_t seed, double level, rf_eval_ci *out, rf_err *err)
+{
+    if (!b)
+        return rf_err_set(err, RF_EINVAL, "bootstrap: the difference needs two scores");
+    return bootstrap(a, b, label, group, n, resamples, seed, level, out, err);
 }
 
 /* ---- calibration ---- */

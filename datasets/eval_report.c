@@ -66,6 +66,12 @@ char *rf_eval_json(const rf_eval_result *r, const rf_fusion *model)
         for (int s = 0; s < sets_read(r); s++)
             cJSON_AddItemToObject(aci, rf_eval_input_name((rf_eval_input)s),
                                   pair(t->ablation_ci[s].lo, t->ablation_ci[s].hi));
+        cJSON *fm = cJSON_AddObjectToObject(o, "fused_minus");
+        for (int s = 1; s < sets_read(r); s++) {
+            cJSON *x = cJSON_AddObjectToObject(fm, rf_eval_input_name((rf_eval_input)s));
+            cJSON_AddItemToObject(x, "delta", num(t->fused_minus[s]));
+            cJSON_AddItemToObject(x, "ci", pair(t->fused_minus_ci[s].lo, t->fused_minus_ci[s].hi));
+        }
         cJSON_AddNumberToObject(o, "threshold", t->threshold);
         cJSON_AddItemToObject(o, "sensitivity", num(t->at_threshold.sensitivity));
         cJSON_AddItemToObject(o, "specificity", num(t->at_threshold.specificity));
@@ -268,7 +274,26 @@ void rf_eval_print(const rf_eval_result *r, const rf_fusion *model, FILE *f)
         fmt(a, sizeof a, r->macro[s]);
         fprintf(f, "  %-19s", a);
     }
+    fprintf(f, "\n\nfused minus each set (AUROC difference, paired 95%% CI):\n%-*s", w, "target");
+    for (int s = 1; s < sets; s++)
+        fprintf(f, "  %-21s", rf_eval_input_name((rf_eval_input)s));
     fputc('\n', f);
+    for (int k = 0; k < r->ntargets; k++) {
+        const rf_eval_target *t = &r->targets[k];
+        fprintf(f, "%-*.*s", w, w, t->name);
+        for (int s = 1; s < sets; s++) {
+            char cell[72];
+            if (isfinite(t->fused_minus_ci[s].lo))
+                snprintf(cell, sizeof cell, "%+.3f %+.3f..%+.3f", t->fused_minus[s], t->fused_minus_ci[s].lo,
+                         t->fused_minus_ci[s].hi);
+            else if (isfinite(t->fused_minus[s]))
+                snprintf(cell, sizeof cell, "%+.3f", t->fused_minus[s]);
+            else
+                snprintf(cell, sizeof cell, "-");
+            fprintf(f, "  %-21s", cell);
+        }
+        fputc('\n', f);
+    }
     if (r->mask_findings)
         fprintf(f, "(masked: %zu finding name%s replaced by [MASK] in the notes)\n", r->masked_terms,
                 r->masked_terms == 1 ? "" : "s");

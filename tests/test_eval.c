@@ -60,7 +60,7 @@ static void metrics_tests(void)
     free(text);
     CHECK(root != NULL);
     const cJSON *cases = cJSON_GetObjectItem(root, "cases");
-    int ncases = 0, nboot = 0, nece = 0;
+    int ncases = 0, nboot = 0, nece = 0, ndiff = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cases)
     {
@@ -134,6 +134,25 @@ static void metrics_tests(void)
                    "%s: interval [%.17g, %.17g], expected [%.17g, %.17g]", name, ci.lo, ci.hi, lo, hi);
             if (!isnan(a))
                 CHECK(ci.lo <= ci.hi);
+            const cJSON *jd = cJSON_GetObjectItem(c, "bootstrap_diff");
+            if (jd) {
+                const cJSON *jo = cJSON_GetObjectItem(jd, "other");
+                double *o = test_dalloc((int64_t)n);
+                for (size_t i = 0; i < n; i++)
+                    o[i] = cJSON_GetArrayItem(jo, (int)i)->valuedouble;
+                rc = rf_eval_auroc_diff_ci(s, o, y, g, n, R, seed, 0.95, &ci, &err);
+                CHECKF(rc == 0, "%s: %s", name, err.msg);
+                used = cJSON_GetObjectItem(jd, "used")->valueint;
+                lo = num_or_nan(cJSON_GetObjectItem(jd, "lo"));
+                hi = num_or_nan(cJSON_GetObjectItem(jd, "hi"));
+                CHECKF(ci.used == used && close_or_both_nan(ci.lo, lo, 1e-9) && close_or_both_nan(ci.hi, hi, 1e-9),
+                       "%s: difference interval [%.17g, %.17g] of %d, expected [%.17g, %.17g] of %d", name, ci.lo,
+                       ci.hi, ci.used, lo, hi, used);
+                /* a score against itself: every resample's difference is 0 */
+                CHECK(rf_eval_auroc_diff_ci(s, s, y, g, n, R, seed, 0.95, &ci, &err) == 0 && ci.lo == 0 && ci.hi == 0);
+                free(o);
+                ndiff++;
+            }
             free(g);
             nboot++;
         }
@@ -142,7 +161,7 @@ static void metrics_tests(void)
         ncases++;
     }
     cJSON_Delete(root);
-    CHECK(ncases >= 12 && nboot >= 4 && nece >= 10);
+    CHECK(ncases >= 12 && nboot >= 4 && nece >= 10 && ndiff == 2);
 
     /* refusals and NaN scores */
     double s3[3] = {0.1, NAN, 0.3};
@@ -522,6 +541,10 @@ static void runner_tests(const char *tmp)
             for (int s = 0; s < RF_EVAL_INPUT_COUNT; s++)
                 CHECK(t->ablation[s] >= 0 && t->ablation[s] <= 1);
             CHECK(t->auroc == t->ablation[RF_EVAL_FUSED] && t->ece >= 0 && t->ece <= 1);
+            CHECK(isnan(t->fused_minus[RF_EVAL_FUSED]));
+            for (int s = 1; s < RF_EVAL_INPUT_COUNT; s++)
+                CHECK(fabs(t->fused_minus[s] - (t->auroc - t->ablation[s])) < 1e-12 &&
+                      t->fused_minus_ci[s].lo <= t->fused_minus_ci[s].hi && t->fused_minus_ci[s].used > 0);
             CHECK(t->ci.used > 0 && t->ci.lo <= t->ci.hi);
             CHECK(t->at_threshold.tp + t->at_threshold.fn == pos);
         }

@@ -142,6 +142,10 @@ for name, t in j["targets"].items():
     assert set(t["ablation"]) == set(sets) and t["ablation"]["fused"] == t["auroc"]
     assert all(0 <= v <= 1 for v in t["ablation"].values())
     assert len(t["reliability"]) == 10 and sum(b["count"] for b in t["reliability"]) == t["n"]
+    assert set(t["fused_minus"]) == set(sets) - {"fused"}
+    for s, d in t["fused_minus"].items():
+        assert math.isclose(d["delta"], t["auroc"] - t["ablation"][s], abs_tol=1e-12), (s, d)
+        assert -1 <= d["ci"][0] <= d["ci"][1] <= 1, d
     c = t["confusion"]
     assert c["tp"] + c["fn"] == t["positives"] and c["tp"] + c["fn"] + c["fp"] + c["tn"] == t["n"]
 for s in sets:
@@ -174,7 +178,8 @@ check "eval --mask-findings" run 0 "$tmp/m.json" "$tmp/err.txt" "${common[@]}" -
 check "the masked sets" python3 "$tmp/structure.py" "$tmp/m.json" masked
 check "eval (tables)" run 0 "$tmp/t.txt" "$tmp/err.txt" "${common[@]}"
 check "the tables" bash -c "grep -q '^target  *n  *pos  *AUROC' '$tmp/t.txt' && grep -q '^ablation' '$tmp/t.txt' &&
-  grep -q '^covid19 ' '$tmp/t.txt' && grep -q '^reliability of covid19' '$tmp/t.txt' && grep -q '^macro ' '$tmp/t.txt'"
+  grep -q '^covid19 ' '$tmp/t.txt' && grep -q '^reliability of covid19' '$tmp/t.txt' && grep -q '^macro ' '$tmp/t.txt' &&
+  grep -q '^fused minus each set' '$tmp/t.txt'"
 check "no patient keys in the outputs" python3 - "$data/metadata.csv" "$tmp/a.json" "$tmp/t.txt" <<'EOF'
 import csv, re, sys
 keys = {r["patientid"] for r in csv.DictReader(open(sys.argv[1], encoding="utf-8"))}

@@ -75,6 +75,12 @@ typedef struct rf_eval_ci {
 int rf_eval_auroc_ci(const double *score, const int *label, const int *group, size_t n, int resamples,
                      uint64_t seed, double level, rf_eval_ci *out, rf_err *err);
 
+/* The same for AUROC(a) - AUROC(b) of two scores of the same rows (paired:
+ * each resample scores both; the same seed draws the same resamples as
+ * rf_eval_auroc_ci). */
+int rf_eval_auroc_diff_ci(const double *a, const double *b, const int *label, const int *group, size_t n,
+                          int resamples, uint64_t seed, double level, rf_eval_ci *out, rf_err *err);
+
 /* One bin of a reliability table: probabilities in (lo, hi] (the first bin
  * also takes 0), how many, their mean, and the fraction positive. */
 typedef struct rf_eval_bin {
@@ -180,6 +186,10 @@ typedef struct rf_eval_target {
     rf_eval_confusion at_threshold;
     double ablation[RF_EVAL_INPUT_COUNT]; /* AUROC per input set (NaN for sets not read) */
     rf_eval_ci ablation_ci[RF_EVAL_INPUT_COUNT];
+    /* fused AUROC minus each set's, with its paired bootstrap interval (the
+     * same patient resamples score both; NaN for fused itself and sets not read) */
+    double fused_minus[RF_EVAL_INPUT_COUNT];
+    rf_eval_ci fused_minus_ci[RF_EVAL_INPUT_COUNT];
 } rf_eval_target;
 
 /* A dataset target not evaluated, and why. */

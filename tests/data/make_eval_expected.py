@@ -14,7 +14,8 @@ the scores, labels and:
   bootstrap: resamples of patients (or rows) drawn with xoshiro256** seeded
           by splitmix64 (the generator radfuse/eval.h specifies, written out
           again here), each scored by roc_auc_score, resamples with one
-          class skipped, then numpy.percentile at 2.5 and 97.5
+          class skipped, then numpy.percentile at 2.5 and 97.5; and of the
+          difference of two scores' AUROCs over the same resamples
 
 Run: /usr/bin/python3 tests/data/make_eval_expected.py
 Writes tests/data/eval_expected.json. Needs python3-sklearn (Debian).
@@ -102,9 +103,10 @@ def confusion(p, y, t):
     return {"threshold": t, "tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
 
 
-def bootstrap(s, y, groups, resamples, seed):
+def bootstrap(s, y, groups, resamples, seed, other=None):
     s = np.asarray(s)
     y = np.asarray(y)
+    o = None if other is None else np.asarray(other)
     if groups is None:
         members = [[i] for i in range(len(s))]
     else:
@@ -126,7 +128,7 @@ def bootstrap(s, y, groups, resamples, seed):
         yy = y[idx]
         if len(set(yy.tolist())) < 2:
             continue
-        aucs.append(roc_auc_score(yy, s[idx]))
+        aucs.append(roc_auc_score(yy, s[idx]) - (0.0 if o is None else roc_auc_score(yy, o[idx])))
     if not aucs:
         return {"used": 0, "lo": None, "hi": None}
     return {"used": len(aucs), "lo": float(np.percentile(aucs, 2.5)), "hi": float(np.percentile(aucs, 97.5))}
@@ -136,7 +138,7 @@ def main():
     rng = np.random.default_rng(20261123)
     cases = []
 
-    def add(name, s, y, threshold=0.5, groups=None, resamples=0, seed=0):
+    def add(name, s, y, threshold=0.5, groups=None, resamples=0, seed=0, other=None):
         s = [float(v) for v in s]
         y = [int(v) for v in y]
         c = {"name": name, "score": s, "label": y, "auroc": auroc(s, y), "auprc": auprc(s, y)}
@@ -148,10 +150,15 @@ def main():
         if resamples:
             c["bootstrap"] = {"resamples": resamples, "seed": seed, "groups": groups}
             c["bootstrap"].update(bootstrap(s, y, groups, resamples, seed))
+        if other is not None:
+            other = [float(v) for v in other]
+            c["bootstrap_diff"] = {"other": other}
+            c["bootstrap_diff"].update(bootstrap(s, y, groups, resamples, seed, other))
         cases.append(c)
 
     y = rng.integers(0, 2, 50)
-    add("continuous", rng.random(50) * 0.6 + 0.4 * y, y, resamples=300, seed=1)
+    add("continuous", rng.random(50) * 0.6 + 0.4 * y, y, resamples=300, seed=1,
+        other=np.round(rng.random(50) * 0.8 + 0.2 * y, 1))
     y = rng.integers(0, 2, 40)
     add("ties", np.round(rng.random(40) * 4 + y) / 5.0, y, threshold=0.4, resamples=200, seed=2)
     y = (rng.random(200) < 0.05).astype(int)
@@ -176,7 +183,8 @@ def main():
     y = (rng.random(20) < 0.4).astype(int)[groups]
     y[0], y[1] = 0, 1
     groups[1] = 99  # a group of its own so both classes exist
-    add("patients", rng.random(60) * 0.5 + 0.3 * y, y, groups=[int(g) for g in groups], resamples=400, seed=42)
+    add("patients", rng.random(60) * 0.5 + 0.3 * y, y, groups=[int(g) for g in groups], resamples=400, seed=42,
+        other=rng.random(60) * 0.5 + 0.1 * y)
     # few positives: many resamples have one class and are skipped
     add("few_positives", [0.2, 0.9, 0.3, 0.1, 0.4], [0, 1, 0, 0, 0], resamples=100, seed=5)
 
