@@ -14,10 +14,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "datasets/eval_internal.h"
 #include "radfuse/datasets.h"
 #include "radfuse/eval.h"
 #include "radfuse/fusion.h"
 #include "radfuse/read.h"
+#include "text/csv.h"
 
 static const char *const input_names[RF_EVAL_INPUT_COUNT] = {"fused",        "image",      "text", "labs",
                                                              "fused_masked", "text_masked"};
@@ -426,6 +428,87 @@ static int score_targets(eval_ctx *c, const int *group, rf_err *err)
     return rc;
 }
 
+typedef struct split_entry {
+    char *key;
+    rf_split side;
+} split_entry;
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const split_entry *)a)->key, ((const split_entry *)b)->key);
+}
+
+/* The layout's built-in split file (datasets/splits/, fixed at build time),
+ * or NULL when the layout has none. */
+static const rf_eval_builtin_split *builtin_split(const rf_dataset *ds)
+{
+    const char *layout = rf_dataset_layout_name(rf_dataset_get_layout(ds));
+    for (const rf_eval_builtin_split *b = rf_eval_builtin_splits; b->layout; b++)
+        if (!strcmp(b->layout, layout))
+            return b;
+    return NULL;
+}
+
+/* Sides of every row from a built-in split (patientid,split); every patient
+ * of the dataset must be in it. */
+static int apply_builtin(const rf_dataset *ds, const rf_eval_builtin_split *b, rf_split *side, rf_err *err)
+{
+    text_csv csv;
+    text_csv_opts opts = {.skip_blank = true};
+    text_csv_init(&csv, b->source, b->data, b->len, &opts);
+    split_entry *e = NULL;
+    size_t n = 0, cap = 0;
+    bool got;
+    int rc = text_csv_read(&csv, &got, err);
+    if (!rc && (!got || csv.nfields != 2 || strcmp(text_csv_field(&csv, 0, NULL), "patientid") ||
+                strcmp(text_csv_field(&csv, 1, NULL), "split")))
+        rc = rf_err_set(err, RF_EFORMAT, "%s (built in): the header must be patientid,split", b->source);
+    while (!rc) {
+        if ((rc = text_csv_read(&csv, &got, err)) || !got)
+            break;
+        rf_split s = csv.nfields == 2 ? rf_split_parse(text_csv_field(&csv, 1, NULL)) : RF_SPLIT_NONE;
+        if (s == RF_SPLIT_NONE) {
+            rc = rf_err_set(err, RF_EFORMAT, "%s (built in): line %zu: not patientid,train|val|test", b->source,
+                            csv.line);
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            split_entry *ne = realloc(e, cap * sizeof *ne);
+            if (!ne) {
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                break;
+            }
+            e = ne;
+        }
+        if (!(e[n].key = strdup(text_csv_field(&csv, 0, NULL)))) {
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+            break;
+        }
+        e[n++].side = s;
+    }
+    text_csv_free(&csv);
+    if (!rc) {
+        qsort(e, n, sizeof *e, cmp_entry);
+        size_t missing = 0, N = rf_dataset_count(ds);
+        for (size_t i = 0; i < N; i++) {
+            split_entry k = {(char *)rf_dataset_get(ds, i)->patient, RF_SPLIT_NONE};
+            const split_entry *hit = n ? bsearch(&k, e, n, sizeof *e, cmp_entry) : NULL;
+            side[i] = hit ? hit->side : RF_SPLIT_NONE;
+            missing += !hit;
+        }
+        if (missing)
+            rc = rf_err_set(err, RF_EINVAL,
+                            "%s: %zu rows are of patients the built-in split (%s, fixed at build time) does not "
+                            "have; give --split FILE",
+                            rf_dataset_root(ds), missing, b->source);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(e[i].key);
+    free(e);
+    return rc;
+}
+
 int rf_eval_run(rf_fusion *model, const rf_dataset *ds, const rf_eval_opts *opts, rf_eval_result *out, rf_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -450,7 +533,8 @@ int rf_eval_run(rf_fusion *model, const rf_dataset *ds, const rf_eval_opts *opts
     if (!r->layout)
         return rf_err_set(err, RF_ENOMEM, "out of memory");
 
-    /* the subset's sides: the split file, else the source's split, else the keyed hash */
+    /* the subset's sides: the split file, else the layout's built-in split
+     * file, else the source's split, else the keyed hash */
     rf_split *side = calloc(N ? N : 1, sizeof *side);
     if (!side)
         return rf_err_set(err, RF_ENOMEM, "out of memory");
@@ -460,9 +544,13 @@ int rf_eval_run(rf_fusion *model, const rf_dataset *ds, const rf_eval_opts *opts
         int source = 0;
         for (size_t i = 0; i < N && !opts->split_file; i++)
             source |= rf_dataset_get(ds, i)->source_split != RF_SPLIT_NONE;
+        const rf_eval_builtin_split *b = opts->split_file ? NULL : builtin_split(ds);
         if (opts->split_file) {
             how = "file";
             rc = rf_dataset_split(ds, opts->split_file, NULL, side, err);
+        } else if (b) {
+            how = b->source;
+            rc = apply_builtin(ds, b, side, err);
         } else if (source) {
             how = "source";
             for (size_t i = 0; i < N; i++)

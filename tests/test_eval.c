@@ -571,6 +571,31 @@ static void runner_tests(const char *tmp)
     }
     rf_eval_result_free(&r);
 
+    /* no split file: the covid-chestxray split built in from datasets/splits/, the
+     * same rows as that file given */
+    {
+        rf_eval_opts d;
+        rf_eval_opts_init(&d);
+        d.bootstrap = 0;
+        d.limit = 5;
+        char file[4200];
+        const char *src = getenv("RADFUSE_SOURCE");
+        snprintf(file, sizeof file, "%s/datasets/splits/covid-chestxray.csv", src ? src : ".");
+        rf_eval_result a, b;
+        int ra = rf_eval_run(m, ds, &d, &a, &err);
+        CHECKF(ra == 0, "%s", err.msg);
+        d.split_file = file;
+        int rb = rf_eval_run(m, ds, &d, &b, &err);
+        CHECKF(rb == 0, "%s", err.msg);
+        if (!ra && !rb) {
+            CHECKF(!strcmp(a.split, "datasets/splits/covid-chestxray.csv"), "%s", a.split);
+            CHECK(!strcmp(b.split, "file") && a.rows_subset == b.rows_subset && a.rows_used == b.rows_used);
+            CHECK(a.rows_subset > 0 && !memcmp(a.row, b.row, a.rows_used * sizeof *a.row));
+        }
+        rf_eval_result_free(&a);
+        rf_eval_result_free(&b);
+    }
+
     /* no rows in the subset, and a split file that misses patients */
     o.subset = RF_SPLIT_VAL;
     rc = rf_eval_run(m, ds, &o, &r, &err);

@@ -218,6 +218,21 @@ assert "not a JPEG image" in d["failures"][1]["error"] and "/" not in d["failure
 EOF
 check "a line on stderr for the broken images" grep -q "2 images could not be read" "$tmp/err.txt"
 
+# no --split: the covid-chestxray split built in from datasets/splits/, the same
+# rows as the file given; a dataset with a patient the built-in split lacks is refused
+check "eval without --split" run 0 "$tmp/d.json" "$tmp/err.txt" eval "$data" --model "$model" --limit 30 --bootstrap 0 --device cpu --json --predictions "$tmp/d.csv"
+check "eval --split datasets/splits/covid-chestxray.csv" run 0 "$tmp/e.json" "$tmp/err.txt" eval "$data" --model "$model" --limit 30 --bootstrap 0 --device cpu --json --predictions "$tmp/e.csv" --split "$src/datasets/splits/covid-chestxray.csv"
+check "the built-in split is the repository's" cmp -s "$tmp/d.csv" "$tmp/e.csv"
+check "... and is named" grep -q '"split":[[:space:]]*"datasets/splits/covid-chestxray.csv"' "$tmp/d.json"
+python3 - "$data/metadata.csv" "$bad/metadata.csv" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))
+rows[1][0] = "a-patient-of-no-split"
+csv.writer(open(sys.argv[2], "w", encoding="utf-8", newline="")).writerows(rows)
+EOF
+check "a patient the built-in split lacks" run 2 "$tmp/o.txt" "$tmp/err.txt" eval "$bad" --model "$model" --device cpu
+check "... one line asking for --split" one_line "$tmp/err.txt" "give --split FILE"
+
 # CPU and Vulkan (lavapipe): the same predictions within 1e-4
 few=(eval "$data" --model "$model" --subset all --limit 4 --bootstrap 10 --mask-findings)
 check "eval --device cpu --predictions" run 0 "$tmp/p.txt" "$tmp/err.txt" "${few[@]}" --device cpu --predictions "$tmp/cpu.csv"

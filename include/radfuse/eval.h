@@ -156,8 +156,10 @@ int rf_eval_mask_findings(const char *text, size_t len, const char *const *extra
 const char *const *rf_eval_mask_terms(void);
 
 typedef struct rf_eval_opts {
-    const char *split_file;  /* patientid,split CSV (datasets.h); NULL: the source's published split
-                                where the layout has one, else rf_dataset_split's default */
+    const char *split_file;  /* patientid,split CSV (datasets.h); NULL: the layout's split file of
+                                datasets/splits/ as built in (covid-chestxray), else the source's
+                                published split where the layout has one, else rf_dataset_split's
+                                default */
     int subset;              /* rf_split: RF_SPLIT_VAL, RF_SPLIT_TEST, RF_SPLIT_TRAIN, or RF_SPLIT_NONE for every row */
     long limit;              /* the first limit rows of the subset (dataset order); 0: all */
     int bootstrap;           /* resamples of the intervals; 0: no intervals */
@@ -207,7 +209,9 @@ typedef struct rf_eval_failure {
 
 typedef struct rf_eval_result {
     char *layout;            /* the dataset's layout name */
-    char *split;             /* "file", "source" or "hash": where the subset's sides came from */
+    char *split;             /* where the subset's sides came from: "file" (split_file), the built-in
+                                file ("datasets/splits/covid-chestxray.csv"), "source", "hash", or
+                                "all" (no subset) */
     int subset;              /* rf_split */
     size_t rows_total;       /* rows of the dataset */
     size_t rows_subset;      /* rows of the subset (before the limit) */
