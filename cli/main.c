@@ -113,7 +113,7 @@ static const char usage[] =
     "      patient key; datasets/splits/covid-chestxray.csv is the fixed one.\n"
     "  eval DATASET --model DIR [--json] [--split FILE] [--subset val|test|train|all]\n"
     "       [--limit N] [--layout NAME] [--device D] [--bootstrap N] [--seed S]\n"
-    "       [--mask-findings]\n"
+    "       [--mask-findings] [--predictions FILE]\n"
     "      A model against a labelled dataset (covid-chestxray, CheXpert,\n"
     "      MIMIC-CXR-JPG, NIH ChestX-ray14 layouts): per target AUROC with a\n"
     "      patient bootstrap interval, AUPRC, ECE and reliability table,\n"
