@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "radfuse/datasets.h"
@@ -32,6 +34,23 @@ static int usage(const char *fmt, const char *arg)
     fputc('\n', stderr);
     fputs(eval_usage, stderr);
     return EVAL_EXIT_USAGE;
+}
+
+/* "row i of N" on a terminal's stderr, at most twice a second. */
+typedef struct progress {
+    double last;
+} progress;
+
+static void on_progress(void *ctx, size_t done, size_t total)
+{
+    progress *p = ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    if (done < total && now - p->last < 0.5)
+        return;
+    p->last = now;
+    fprintf(stderr, "\rradfuse: eval: row %zu of %zu%s", done, total, done == total ? "\n" : "");
 }
 
 int cli_eval(int argc, char **argv)
@@ -121,6 +140,11 @@ int cli_eval(int argc, char **argv)
         rf_dataset_free(ds);
         rf_backend_destroy(be);
         return cli_fail("eval: %s", err.msg);
+    }
+    progress prog = {0};
+    if (isatty(STDERR_FILENO)) {
+        o.progress = on_progress;
+        o.progress_ctx = &prog;
     }
     rf_eval_result r;
     int rc = rf_eval_run(model, ds, &o, &r, &err);

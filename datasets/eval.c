@@ -200,8 +200,13 @@ static int build_row(eval_ctx *c, size_t i, row_inputs *in, rf_err *err)
         r->image_failures++;
         return add_failure(r, row, without_path(e.msg, path)) ? rf_err_set(err, RF_ENOMEM, "out of memory") : RF_OK;
     }
-    if ((rc = rf_read_preprocess(c->model, &in->image, 1, c->o->threads, &in->px, err)))
-        return rc;
+    if ((rc = rf_read_preprocess(c->model, &in->image, 1, c->o->threads, &in->px, &e))) {
+        /* an image the model's preprocessing refuses is that row's failure too */
+        if (rc == RF_ENOMEM)
+            return rf_err_set(err, rc, "%s", e.msg);
+        r->image_failures++;
+        return add_failure(r, row, without_path(e.msg, path)) ? rf_err_set(err, RF_ENOMEM, "out of memory") : RF_OK;
+    }
 
     /* the note: as a note file is read (rf_note_parse), then the text encoder */
     if (row->note[0] && c->info->text.present) {
