@@ -146,8 +146,10 @@ int rf_eval_image_load(const char *path, struct rf_read_image *out, rf_err *err)
  * whole-word matches (a space in a term matches any run of white space, the
  * longest term wins) of the fixed diagnosis terms docs/eval.md lists (covid,
  * covid-19, sars-cov-2, coronavirus, pneumonia, ards, the pathogens of the
- * covid-chestxray findings, ...) and of extra[nextra] (the evaluated
- * targets' codes and display names). *out is malloc'd and NUL-terminated;
+ * covid-chestxray findings, ...) and of extra[nextra] (rf_eval_run passes
+ * the codes and display names of the model's labels for the dataset's
+ * finding targets; terms shorter than 2 bytes are ignored). *out is
+ * malloc'd and NUL-terminated;
  * *masked (may be NULL) gets the number of replacements.
  */
 int rf_eval_mask_findings(const char *text, size_t len, const char *const *extra, int nextra, char **out,
