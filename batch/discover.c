@@ -451,19 +451,43 @@ static int cmp_study(const void *a, const void *b)
     return strcmp(((const bt_study *)a)->uid, ((const bt_study *)b)->uid);
 }
 
-/* Whether path is one of the notes or labs of a study (then it is no bad DICOM file). */
-static int is_paired(const bt_export *ex, const char *path)
+/* The real paths of every note and labs file of the export, sorted: such
+ * files met in the walk are no bad DICOM files. */
+static int paired_files(const bt_export *ex, char ***out, size_t *n)
 {
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
     for (size_t i = 0; i < ex->n; i++) {
         const bt_study *s = &ex->studies[i];
-        for (int k = 0; k < s->nnotes; k++)
-            if (strcmp(s->notes[k], path) == 0)
-                return 1;
-        for (int k = 0; k < s->nlabs; k++)
-            if (strcmp(s->labs[k], path) == 0)
-                return 1;
+        for (int k = 0; k < s->nnotes + s->nlabs; k++) {
+            const char *p = k < s->nnotes ? s->notes[k] : s->labs[k - s->nnotes];
+            char *rp = realpath(p, NULL);
+            if (!rp)
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 64;
+                char **nv = realloc(*out, cap * sizeof *nv);
+                if (!nv) {
+                    free(rp);
+                    return -1;
+                }
+                *out = nv;
+            }
+            (*out)[(*n)++] = rp;
+        }
     }
+    if (*n)
+        qsort(*out, *n, sizeof **out, cmp_str);
     return 0;
+}
+
+static int is_paired(char *const *paired, size_t n, const char *path)
+{
+    char *rp = realpath(path, NULL);
+    int hit = rp && n && bsearch(&rp, paired, n, sizeof *paired, cmp_str) != NULL;
+    free(rp);
+    return hit;
 }
 
 int bt_discover(const char *root_in, const char *manifest, int shard, int nshards, bt_export *ex, rf_err *err)
@@ -558,15 +582,24 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
         rc = read_manifest(manifest, root, ex, shard, nshards, err);
     if (!rc && pair_folders(root, ex))
         rc = rf_err_set(err, RF_ENOMEM, "out of memory pairing notes and labs");
+    char **paired = NULL;
+    size_t npaired = 0;
+    char *manifest_real = manifest ? realpath(manifest, NULL) : NULL;
+    if (!rc && paired_files(ex, &paired, &npaired))
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
     for (size_t b = 0; !rc && b < nbad; b++) {
         const rf_input *item = rf_inputs_at(in, bad[b]);
-        if (item->path && is_paired(ex, item->path))
+        if (item->path && is_paired(paired, npaired, item->path))
             continue;
-        if (manifest && item->path && strcmp(item->path, manifest) == 0)
+        if (manifest_real && item->path && is_paired(&manifest_real, 1, item->path))
             continue;
         if (add_error(ex, root, item->name, bad_reason[b], "discover", shard, nshards))
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
     }
+    for (size_t i = 0; i < npaired; i++)
+        free(paired[i]);
+    free(paired);
+    free(manifest_real);
     for (size_t b = 0; b < nbad; b++)
         free(bad_reason[b]);
     free(bad_reason);

@@ -216,13 +216,14 @@ static int write_study(bt_run *R, const bt_study *st, rf_read_result *r, char **
     for (size_t k = 0; k < r->nfindings; k++)
         maps += r->findings[k].nmaps > 0;
     rf_overlay_opts ov = {.colormap = "viridis", .alpha = 0.5f, .floor = 0.2f};
-    if (maps)
+    unsigned outs = R->o->outputs ? R->o->outputs : RF_BATCH_OUT_DEFAULT;
+    if (maps && (outs & RF_BATCH_OUT_OVERLAYS))
         rc = rf_result_write_overlays(r, tmp, &ov, err);
-    if (!rc && R->o->dicom)
+    if (!rc && (outs & RF_BATCH_OUT_DICOM))
         rc = rf_result_write_dicom(r, tmp, err);
-    if (!rc)
+    if (!rc && (outs & RF_BATCH_OUT_HTML))
         rc = rf_result_write_html(r, tmp, err);
-    if (!rc) {
+    if (!rc && (outs & RF_BATCH_OUT_FHIR)) {
         snprintf(path, sizeof path, "%s/report.fhir.json", tmp);
         rc = rf_result_write_fhir(r, path, err);
     }

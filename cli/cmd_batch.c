@@ -22,7 +22,8 @@
 static const char batch_usage[] =
     "usage: radfuse batch ROOT --out DIR [--model DIR] [--manifest FILE] [--jobs N] [--device D]\n"
     "                     [--threads N] [--shard I/N] [--retry-failed] [--saliency M] [--precision P]\n"
-    "                     [--include-phi] [--dicom] [--queue N] [--log-every S] [--json] [--dry-run]\n"
+    "                     [--include-phi] [--dicom] [--outputs LIST] [--queue N] [--log-every S]\n"
+    "                     [--json] [--dry-run]\n"
     "       radfuse batch merge OUT DIR...\n";
 
 static int usage(const char *fmt, const char *arg)
@@ -139,6 +140,36 @@ static int parse_shard(const char *v, int *i, int *n)
     return 0;
 }
 
+/* "html,fhir": the study folder's files besides result.json ("json" alone: none). */
+static int parse_outputs(const char *v, unsigned *out)
+{
+    static const char *const names[] = {"overlays", "html", "fhir", "dicom", "json"};
+    static const unsigned bits[] = {RF_BATCH_OUT_OVERLAYS, RF_BATCH_OUT_HTML, RF_BATCH_OUT_FHIR, RF_BATCH_OUT_DICOM,
+                                    0};
+    unsigned o = 0;
+    int any = 0;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        int hit = 0;
+        for (int k = 0; k < 5; k++)
+            if (strlen(names[k]) == n && strncmp(p, names[k], n) == 0) {
+                o |= bits[k];
+                hit = 1;
+            }
+        if (!hit)
+            return -1;
+        any = 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (!any)
+        return -1;
+    /* only json: a bit that is no file, so that 0 keeps meaning the default */
+    *out = o ? o : 0x100u;
+    return 0;
+}
+
 static int cli_batch_merge(int argc, char **argv)
 {
     if (argc < 2)
@@ -166,7 +197,7 @@ int cli_batch(int argc, char **argv)
     rf_batch_opts o = {.saliency = "gradcam", .precision = "fp32"};
     const char *model_dir = getenv("RADFUSE_MODEL"), *device = NULL;
     long jobs = 0, threads = 0, queue = 0, log_every = 10;
-    int json = 0, dry = 0;
+    int json = 0, dry = 0, dicom = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -179,7 +210,13 @@ int cli_batch(int argc, char **argv)
         else if (strcmp(a, "--include-phi") == 0)
             o.include_phi = 1;
         else if (strcmp(a, "--dicom") == 0)
-            o.dicom = 1;
+            dicom = 1;
+        else if (strcmp(a, "--outputs") == 0) {
+            const char *v = VALUE(a);
+            if (!rc && parse_outputs(v, &o.outputs))
+                rc = usage("--outputs takes a comma-separated list of overlays, html, fhir, dicom or json, not '%s'",
+                           v);
+        }
         else if (strcmp(a, "--retry-failed") == 0)
             o.retry_failed = 1;
         else if (strcmp(a, "--out") == 0)
@@ -218,6 +255,8 @@ int cli_batch(int argc, char **argv)
     }
     if (!o.root)
         return usage("%s", "no ROOT given");
+    if (dicom)
+        o.outputs = (o.outputs ? o.outputs : RF_BATCH_OUT_DEFAULT) | RF_BATCH_OUT_DICOM;
     o.jobs = (int)jobs;
     o.queue = (int)queue;
     rf_err err;

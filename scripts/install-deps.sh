@@ -23,6 +23,7 @@ packages=(
   orthanc curl                            # tests: a loopback Orthanc must accept radfuse's SC and SR objects (REST uploads with curl)
   python3 python3-jsonschema              # tests: result.json validated against docs/result.schema.json
   python3-sklearn                         # tests: tests/data/make_eval_expected.py (radfuse eval's metrics against sklearn)
+  dcmtk sqlite3                           # tests: test_batch* transcode studies (dcmconv, dcmcjpeg, dcmcrle, dcmcjpls, dcmodify), read UIDs (dcmdump), query the batch state (sqlite3)
   chromium                                # tests: report.html loaded, its DOM dumped and a screenshot taken in headless Chromium
   slurm-wlm munge                         # tests: test_slurm runs scripts/slurm-batch.sh on a single-node Slurm (slurmctld, slurmd, client commands) it starts with its own munged
 )

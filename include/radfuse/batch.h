@@ -71,6 +71,13 @@ typedef struct rf_batch_progress {
     int final;            /* 1 on the last call */
 } rf_batch_progress;
 
+/* The files of a study's folder (result.json is always written). */
+#define RF_BATCH_OUT_OVERLAYS 1u /* overlays/ (when saliency gives maps) */
+#define RF_BATCH_OUT_HTML 2u     /* report.html */
+#define RF_BATCH_OUT_FHIR 4u     /* report.fhir.json */
+#define RF_BATCH_OUT_DICOM 8u    /* dicom/: Secondary Captures and an SR (patient data) */
+#define RF_BATCH_OUT_DEFAULT (RF_BATCH_OUT_OVERLAYS | RF_BATCH_OUT_HTML | RF_BATCH_OUT_FHIR)
+
 typedef struct rf_batch_opts {
     const char *root;          /* the export */
     const char *out;           /* DIR */
@@ -81,7 +88,7 @@ typedef struct rf_batch_opts {
     const char *saliency;      /* as rf_read_request.saliency; NULL: "none" */
     const char *precision;     /* recorded in results: "fp32" (NULL) or "fp16" */
     int include_phi;           /* patient identifiers and full paths in the results */
-    int dicom;                 /* also DIR/studies/<key>/dicom/ */
+    unsigned outputs;          /* RF_BATCH_OUT_* of DIR/studies/<key>/; 0: RF_BATCH_OUT_DEFAULT */
     int queue;                 /* studies waiting between stages; 0: 2 * jobs */
     void (*progress)(void *ctx, const rf_batch_progress *p);
     void *progress_ctx;

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# `radfuse batch` end to end over an export of 200 covid-chestxray studies (trees with notes
+# and labs beside the images, a flat folder paired by a manifest by StudyInstanceUID and by
+# AccessionNumber, bare studies, a zip archive; five transfer syntaxes; a prior), pydicom's test
+# files (studies of modalities the model rejects, a DICOMDIR with a CR study it reads, files
+# that are no DICOM) and broken files (tests/batch/make_export.py):
+#   --dry-run lists every study with its pairing and writes nothing;
+#   the run records every good study exactly once and every failed study and bad file in
+#   errors.jsonl (tests/batch/check.py export), exits 2 (some failed), and a few studies
+#   agree with `radfuse read` of the same inputs;
+#   a second run and --retry-failed change no result;
+#   --shard 0/2 and 1/2 take the studies the documented hash gives them, and their merge
+#   equals the single run; a merge of shards with different results is refused;
+#   usage errors exit 1, another model on the same directory is refused.
+name=test_batch_export
+source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
+
+work=$tmp/export
+make_export "$work" --studies 200 --pydicom --broken
+root=$work/root
+manifest=$work/side/manifest.csv
+opts=(--model "$model" --manifest "$manifest" --saliency none --jobs 2)
+
+# --dry-run: the studies and their pairing, nothing written
+"$bin" batch "$root" --out "$tmp/out" "${opts[@]}" --dry-run --json >"$tmp/dry.jsonl" 2>"$tmp/dry.err"
+check "--dry-run exits 0" test $? -eq 0
+check "--dry-run writes nothing" test ! -e "$tmp/out"
+check "--dry-run: pairing of the studies as built" py - "$work/expect.json" "$tmp/dry.jsonl" <<'EOF'
+import json, sys
+ex = json.load(open(sys.argv[1]))
+dry = {j["study_instance_uid"]: j for j in map(json.loads, open(sys.argv[2]))}
+bad = 0
+for r, e in ex["rows"].items():
+    d = dry.get(e["uid"])
+    want = {"folder": "folder", "manifest": "manifest", "none": "none"}[e["where"]]
+    if e["where"] == "folder" and not e["notes"] and not e["labs"]:
+        want = "none"
+    if not d or d["pairing"] != want or d["notes"] != len(e["notes"]) or d["labs"] != len(e["labs"]) \
+            or d["prior"] != bool(e["prior"]) or d["instances"] != 1 or d["state"] != "pending":
+        print("row %s: %s, built %s notes %d labs %d" % (r, d, want, len(e["notes"]), len(e["labs"])))
+        bad += 1
+sys.exit(bad > 0)
+EOF
+ndry=$(wc -l <"$tmp/dry.jsonl")
+"$bin" batch "$root" "${opts[@]}" --dry-run >"$tmp/dry.txt" 2>/dev/null
+check "--dry-run (text): one line per study" test "$(wc -l <"$tmp/dry.txt")" -eq "$ndry"
+
+# the run
+"$bin" batch "$root" --out "$tmp/out" "${opts[@]}" --json >"$tmp/run.json" 2>"$tmp/run.err"
+rc=$?
+check "the run exits 2 (some studies and files fail)" test $rc -eq 2
+check "the summary counts every study of the dry run" py -c "
+import json, sys
+s = json.load(open('$tmp/run.json'))
+sys.exit(not (s['total'] == $ndry and s['done'] + s['failed'] == s['total'] and s['processed'] == s['total']
+              and s['file_errors'] > 0 and s['stages']['device_ms'] > 0 and s['stages']['prepare_ms'] > 0))"
+check "log lines on a pipe, not a progress bar" grep -q "^radfuse: batch: [0-9]*/[0-9]* studies" "$tmp/run.err"
+"$bin" dicom ls "$root/pydicom" --json >"$tmp/ls.jsonl" 2>/dev/null
+check "every good study once, every failure reported" py "$checker" export "$work" "$tmp/out" "$tmp/ls.jsonl"
+check "results, folders and no leftovers" py "$checker" once "$tmp/out"
+check "state.sqlite is in WAL mode" test "$(sqlite3 "$tmp/out/state.sqlite" 'PRAGMA journal_mode')" = wal
+
+# a few studies against radfuse read of the same inputs (one per layout, and the prior)
+py - "$work/expect.json" >"$tmp/picks.tsv" <<'EOF'
+import json, sys
+ex = json.load(open(sys.argv[1]))
+seen = set()
+for r, e in sorted(ex["rows"].items(), key=lambda x: int(x[0])):
+    if e["lateral"] or (int(r) % 10 in seen and r != "1"):
+        continue
+    seen.add(int(r) % 10)
+    args = [e["study"], "--study", e["uid"]]
+    for n in e["notes"]:
+        args += ["--notes", n]
+    for l in e["labs"]:
+        args += ["--labs", l]
+    if e["prior"]:
+        args += ["--prior", e["prior"]]
+    print("\t".join([e["uid"]] + args))
+EOF
+while IFS=$'\t' read -r -a a; do
+  uid=${a[0]}
+  "$bin" read "${a[@]:1}" --model "$model" --saliency none --json >"$tmp/read.json" 2>/dev/null
+  check "study $uid: as radfuse read reads it" py "$checker" read "$tmp/out" "$uid" "$tmp/read.json"
+done <"$tmp/picks.tsv"
+check "the read comparison covered the layouts" test "$(wc -l <"$tmp/picks.tsv")" -ge 8
+
+# a second run: nothing to do, nothing changes
+cp "$tmp/out/results.jsonl" "$tmp/results.first"
+"$bin" batch "$root" --out "$tmp/out" "${opts[@]}" --json >"$tmp/run2.json" 2>/dev/null
+check "a second run exits 2 again (the failures stay)" test $? -eq 2
+check "a second run processes nothing" py -c "
+import json, sys
+s = json.load(open('$tmp/run2.json')); f = json.load(open('$tmp/run.json'))
+sys.exit(not (s['processed'] == 0 and s['done_before'] == f['done'] and s['failed'] == f['failed']))"
+check "a second run leaves results.jsonl as it was" cmp -s "$tmp/out/results.jsonl" "$tmp/results.first"
+"$bin" batch "$root" --out "$tmp/out" "${opts[@]}" --retry-failed --json >"$tmp/run3.json" 2>/dev/null
+check "--retry-failed runs the failed studies again" py -c "
+import json, sys
+s = json.load(open('$tmp/run3.json')); f = json.load(open('$tmp/run.json'))
+att = [json.loads(l).get('attempts') for l in open('$tmp/out/errors.jsonl') if '\"kind\":\"study\"' in l]
+sys.exit(not (s['processed'] == f['failed'] and s['failed'] == f['failed'] and att and all(a == 2 for a in att)))"
+check "--retry-failed leaves the results as they were" cmp -s "$tmp/out/results.jsonl" "$tmp/results.first"
+
+# shards: the documented hash, and their merge equals the single run
+for i in 0 1; do
+  "$bin" batch "$root" --out "$tmp/shard$i" "${opts[@]}" --shard $i/2 --outputs json >/dev/null 2>&1
+  check "shard $i/2 exits 2 (its failures)" test $? -eq 2
+  check "shard $i/2 holds the studies whose hash gives $i" py -c "
+import hashlib, json, sys
+uids = [json.loads(l)['study']['study_instance_uid'] for l in open('$tmp/shard$i/results.jsonl')]
+uids += [json.loads(l)['study_instance_uid'] for l in open('$tmp/shard$i/errors.jsonl') if '\"kind\":\"study\"' in l]
+sys.exit(not uids or any(int(hashlib.sha256(u.encode()).hexdigest()[:16], 16) % 2 != $i for u in uids))"
+done
+"$bin" batch merge "$tmp/merged" "$tmp/shard0" "$tmp/shard1" >"$tmp/merge.txt" 2>&1
+check "merge exits 0" test $? -eq 0
+check "the merge equals the single run (studies, probabilities, errors)" py "$checker" same "$tmp/merged" "$tmp/out"
+check "the merge: folders and no leftovers" py "$checker" once "$tmp/merged"
+check "a merge is a batch directory: a run on it has nothing to do" bash -c \
+  "'$bin' batch '$root' --out '$tmp/merged' --model '$model' --manifest '$manifest' --saliency none --retry-failed --json 2>/dev/null | grep -q '\"processed\":$(py -c "import json; print(json.load(open('$tmp/run.json'))['failed'])")'"
+"$bin" batch merge "$tmp/merged2" "$tmp/shard0" "$tmp/shard0" >"$tmp/merge2.txt" 2>&1
+check "overlapping shards with the same results merge (duplicates dropped)" grep -q "duplicate" "$tmp/merge2.txt"
+cp -a "$tmp/shard0" "$tmp/shard0x"
+py - "$tmp/shard0x/results.jsonl" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+j = json.loads(lines[0])
+j["findings"][0]["probability"] = 0.123456
+lines[0] = json.dumps(j, separators=(",", ":"))
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+EOF
+"$bin" batch merge "$tmp/merged3" "$tmp/shard0" "$tmp/shard0x" >"$tmp/merge3.txt" 2>&1
+check "overlapping shards with different results: refused with exit 2" test $? -eq 2
+check "... naming the study" grep -q "different results" "$tmp/merge3.txt"
+
+# usage and refusals
+"$bin" batch >/dev/null 2>&1
+check "no ROOT: usage, exit 1" test $? -eq 1
+"$bin" batch "$root" --out "$tmp/x" --shard 2/2 >/dev/null 2>&1
+check "--shard 2/2: usage, exit 1" test $? -eq 1
+"$bin" model random --arch fusion_tiny --out "$tmp/model2" --seed 7 >/dev/null
+"$bin" batch "$root" --out "$tmp/out" --model "$tmp/model2" --saliency none >/dev/null 2>"$tmp/other.err"
+check "another model on the same directory: exit 2" test $? -eq 2
+check "... saying why" grep -q "another model" "$tmp/other.err"
+"$bin" batch "$root" --out "$tmp/shard0" "${opts[@]}" --shard 1/2 >/dev/null 2>"$tmp/shardx.err"
+check "another shard on a shard's directory: refused" grep -q "holds shard 0/2" "$tmp/shardx.err"
+finish
