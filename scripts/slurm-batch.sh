@@ -28,7 +28,8 @@
 #   one task per shard; `submit` replaces the range with 0-(N-1). "%4" after it would run at
 #   most 4 tasks at once.
 #SBATCH --array=0-3
-#   decode and preprocessing threads: radfuse batch runs --jobs $SLURM_CPUS_PER_TASK
+#   decode, preprocessing and output threads and the CPU backend's: radfuse batch runs
+#   --jobs $SLURM_CPUS_PER_TASK --threads $SLURM_CPUS_PER_TASK
 #SBATCH --cpus-per-task=4
 #   the model, one batch of decoded images per queue slot and the writer's buffers; memory
 #   stays flat however many studies the shard holds
@@ -128,10 +129,13 @@ task() {
   ((i < n)) || die "task $i is outside the $n shards"
   check_shards "$out" "$n"
   echo "slurm-batch: job ${SLURM_ARRAY_JOB_ID}_$i on $(hostname -s): shard $i/$n of $root"
-  # --json: the summary as one JSON line (in the log too), read below
-  local summary rc
+  # --jobs and --threads: the task's CPUs, not the node's (radfuse counts the node's online
+  # CPUs by default, which would put every task's threads on all of them); options given
+  # after them on the command line win. --json: the summary as one JSON line (in the log
+  # too), read below.
+  local summary rc cpus=${SLURM_CPUS_PER_TASK:-1}
   summary=$("$radfuse" batch "$root" --out "$out/shard-$i" --shard "$i/$n" \
-    --jobs "${SLURM_CPUS_PER_TASK:-1}" "$@" --json)
+    --jobs "$cpus" --threads "$cpus" "$@" --json)
   rc=$?
   [[ -n $summary ]] && echo "$summary"
   ((rc == 0)) && exit 0

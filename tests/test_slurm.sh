@@ -107,6 +107,10 @@ SECONDS=0
 slurm_wait_jobs 90 "$array" "$merge" || { show_logs "$out"; fatal "the array did not finish in 90 s"; }
 echo "test_slurm: 4-task array and merge done in ${SECONDS} s"
 check "array tasks and merge completed with exit 0" expect_done "$array" "$merge" || show_logs "$out"
+# the script's #SBATCH directives were read (its job name), its options were not cut
+check "the array runs under the script's directives (job name radfuse-batch)" \
+  test "$(scontrol -o show job "$array" | grep -o 'JobName=[^ ]*' | sort -u)" == "JobName=radfuse-batch"
+check "each task ran radfuse batch on the task's CPUs" grep -q '"jobs":1,' "$out/logs/shard-0.out"
 # afterok: the merge started no earlier than the last task ended (whole seconds)
 merge_start=$(slurm_job_times "$merge" | awk '{print $2}')
 last_end=$(slurm_job_times "$array" | awk '{print $3}' | sort | tail -1)
