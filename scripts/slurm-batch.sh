@@ -3,8 +3,9 @@
 # (a hash of the StudyInstanceUID, docs/slurm.md) into OUT/shard-I; a merge job that
 # starts once every task has succeeded combines the shards into OUT/merged.
 #
-#   scripts/slurm-batch.sh submit ROOT OUT [--shards N] [--sbatch=OPTION]... [-- BATCH_OPTION...]
-#       submits the array (tasks 0..N-1, default N = 4) and the merge job; prints both job ids.
+#   scripts/slurm-batch.sh submit ROOT OUT [--shards N] [--at-once K] [--sbatch=OPTION]... [-- BATCH_OPTION...]
+#       submits the array (tasks 0..N-1, default N = 4; at most K running at once) and the
+#       merge job; prints both job ids.
 #       --sbatch=--partition=cpu (repeatable) passes an option to both sbatch calls; BATCH_OPTION
 #       goes to every `radfuse batch` (e.g. -- --model /models/cxr --device cpu).
 #   sbatch --array=0-7 scripts/slurm-batch.sh ROOT OUT [BATCH_OPTION...]
@@ -59,19 +60,22 @@ check_shards() {
 
 submit() {
   [[ $# -ge 2 ]] || die "usage: slurm-batch.sh submit ROOT OUT [--shards N] [--sbatch=OPTION]... [-- BATCH_OPTION...]"
-  local root out n=4 sb=() extra=()
+  local root out n=4 k= sb=() extra=()
   root=$(realpath -m -- "$1") out=$(realpath -m -- "$2")
   shift 2
   while [[ $# -gt 0 ]]; do
     case $1 in
       --shards) [[ $# -ge 2 ]] || die "--shards needs a number"; n=$2; shift 2 ;;
       --shards=*) n=${1#--shards=}; shift ;;
+      --at-once) [[ $# -ge 2 ]] || die "--at-once needs a number"; k=$2; shift 2 ;;
+      --at-once=*) k=${1#--at-once=}; shift ;;
       --sbatch=*) sb+=("${1#--sbatch=}"); shift ;;
       --) shift; extra=("$@"); break ;;
       *) die "unknown option '$1' (radfuse batch options go after --)" ;;
     esac
   done
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "--shards must be a positive number, not '$n'"
+  [[ -z $k || $k =~ ^[1-9][0-9]*$ ]] || die "--at-once must be a positive number, not '$k'"
   [[ -d $root ]] || die "$root: not a directory"
   command -v sbatch >/dev/null || die "sbatch not found (Slurm's client commands: Debian's slurm-client)"
   check_shards "$out" "$n"
@@ -80,7 +84,7 @@ submit() {
   self=$(realpath -- "${BASH_SOURCE[0]}")
   # the task reads RADFUSE_SHARDS rather than SLURM_ARRAY_TASK_COUNT: a later submission of
   # a few tasks only (--array=3,5) must still cut the export N ways
-  array=$(RADFUSE_SHARDS=$n sbatch --parsable --array="0-$((n - 1))" \
+  array=$(RADFUSE_SHARDS=$n sbatch --parsable --array="0-$((n - 1))${k:+%$k}" \
     --output="$out/logs/shard-%a.out" "${sb[@]}" "$self" "$root" "$out" "${extra[@]}") ||
     die "sbatch refused the array"
   array=${array%%;*}

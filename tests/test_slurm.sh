@@ -2,11 +2,13 @@
 # `radfuse batch` on a real Slurm: a single-node cluster (Debian's slurm-wlm: slurmctld and
 # slurmd, munged with a fresh key, all on loopback, every file in a temporary directory;
 # tests/slurm/cluster.sh) runs scripts/slurm-batch.sh over a small export: a 4-task job
-# array and its afterok merge job. The merged results must hold exactly the studies and
-# probabilities of a single-process `radfuse batch` of the same export, each shard the
-# studies the documented hash gives it; a second submission of the array (resuming) must
-# change nothing; an array whose tasks fail must not run its merge. Slurm or munge missing
-# is a failure naming the package. The daemons are stopped on every exit.
+# array and its afterok merge job. A first submission is interrupted after one task (held,
+# one task released, the rest cancelled: its merge must not run); submitted again, the
+# finished shard reads nothing again and the others run. The merged results must hold
+# exactly the studies, probabilities and errors of a single-process `radfuse batch` of the
+# same export, each shard what the documented hash gives it; a third submission changes
+# nothing; an array whose tasks fail must not run its merge. Slurm or munge missing is a
+# failure naming the package. The daemons are stopped on every exit.
 set -uo pipefail
 bin=${RADFUSE_BIN:?RADFUSE_BIN must name the radfuse binary}
 src=${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}
@@ -80,10 +82,11 @@ echo "test_slurm: slurmctld and slurmd up in ${SECONDS} s, ${SLURM_NODE_CPUS} CP
 check "srun runs a step on the node" test "$(srun -N1 -n1 hostname 2>&1)" == "$(hostname)"
 
 # submit: cpus-per-task 1 so that the test node (2 CPUs here) runs two tasks at once
-submit() { # submit OUT: prints "ARRAY MERGE"
-  local line
-  line=$(RADFUSE=$bin "$src/scripts/slurm-batch.sh" submit "$tmp/root" "$1" --shards 4 \
-    --sbatch=--cpus-per-task=1 --sbatch=--mem=1G --sbatch=--time=5 -- "${opts[@]}" 2>&1) ||
+submit() { # submit OUT [SUBMIT_OPTION...]: prints "ARRAY MERGE"
+  local line o=$1
+  shift
+  line=$(RADFUSE=$bin "$src/scripts/slurm-batch.sh" submit "$tmp/root" "$o" --shards 4 \
+    --sbatch=--cpus-per-task=1 --sbatch=--mem=1G --sbatch=--time=5 "$@" -- "${opts[@]}" 2>&1) ||
     { echo "$line" >&2; return 1; }
   sed -n 's/^array \([0-9]*\) .*merge \([0-9]*\):.*/\1 \2/p' <<<"$line"
 }
@@ -100,7 +103,28 @@ expect_done() { # expect_done ARRAY MERGE: four tasks and the merge COMPLETED wi
 }
 show_logs() { tail -n 20 "$1"/logs/*.out >&2 2>/dev/null; }
 
+# an interrupted run: the array submitted held, only task 0 released and run, then the
+# array and its merge cancelled (as an operator would, or a maintenance window)
 out=$tmp/out
+read -r array0 merge0 < <(submit "$out" --sbatch=--hold) || true
+[[ -n ${array0:-} && -n ${merge0:-} ]] || fatal "slurm-batch.sh submit did not give two job ids"
+scontrol release "${array0}_0" || fatal "scontrol release ${array0}_0 failed"
+slurm_wait_jobs 60 "${array0}_0" || { show_logs "$out"; fatal "task 0 did not finish in 60 s"; }
+scancel "$array0" "$merge0"
+slurm_wait_jobs 30 "$array0" "$merge0" || fatal "the cancelled jobs did not end"
+interrupted=$(states "$array0" "$merge0")
+check "interrupted: task 0 completed" grep -q "^${array0}_0 COMPLETED 0:0" <<<"$interrupted"
+# (pending tasks cancelled together show as one record, e.g. 12_1-3 or 12_[1-3])
+others=$(grep -v "^${array0}_0 " <<<"$interrupted")
+check "interrupted: tasks 1-3 and the merge cancelled" \
+  bash -c '[[ $(grep -c . <<<"$1") -ge 2 && $(grep -vc " CANCELLED " <<<"$1") -eq 0 ]] &&
+    grep -q "^$2 CANCELLED" <<<"$1" && grep -q "^$3_.*1" <<<"$1"' _ "$others" "$merge0" "$array0" ||
+  echo "$interrupted" >&2
+check "interrupted: shard 0 written, shards 1-3 and the merge not" \
+  bash -c '[[ -s $1/shard-0/results.jsonl && ! -e $1/shard-1 && ! -e $1/shard-3 && ! -e $1/merged ]]' _ "$out"
+done0=$(wc -l <"$out/shard-0/results.jsonl")
+
+# resume: the same submission again; shard 0 has nothing left to do, the others run
 read -r array merge < <(submit "$out") || true
 [[ -n ${array:-} && -n ${merge:-} ]] || fatal "slurm-batch.sh submit did not give two job ids"
 SECONDS=0
@@ -126,9 +150,13 @@ check "merged equals the single-process run; shards disjoint and by the hash" \
   python3 "$src/tests/slurm/compare_results.py" "$tmp/single" "$out/merged" \
   --shards 4 "$out"/shard-{0,1,2,3}
 check "the shard count is recorded" test "$(cat "$out/slurm-shards")" == 4
+# the last summary in shard 0's log (appended to by the second run): nothing read again
+last0=$(grep '^{"studies_found"' "$out/logs/shard-0.out" | tail -1)
+check "resumed shard 0 read nothing again ($done0 done before)" \
+  bash -c '[[ $1 == *"\"processed\":0,"* && $1 == *"\"done_before\":$2,"* ]]' _ "$last0" "$done0"
 
-# resume: the same submission again continues every shard, which has nothing left to do;
-# nothing is read twice and the merge is the same
+# the same submission once more: every shard has nothing left to do; nothing is read
+# twice and the merge is the same, byte for byte
 cp "$out/merged/results.jsonl" "$tmp/merged-1.jsonl"
 read -r array2 merge2 < <(submit "$out") || true
 [[ -n ${array2:-} ]] || fatal "the second submission did not give job ids"
