@@ -50,15 +50,16 @@ slurm_up() {
   slurm_need || return 1
   PATH=$PATH:/usr/sbin
   mkdir -p "$dir"/{munge,state,spool,log} || return 1
-  chmod 700 "$dir" "$dir/munge"
+  # munged wants every directory above its socket searchable by all (clients of any user
+  # connect to it) and its key readable by its owner only
+  chmod 755 "$dir" "$dir/munge"
   _slurm_dir=$dir
 
-  # munge: a fresh key (mungekey writes 1024 random bits), its own socket; --force
-  # because the test directory sits under world-writable /tmp
+  # munge: a fresh key (mungekey writes 1024 random bits), its own socket
   mungekey --create --keyfile="$dir/munge/munge.key" 2>"$dir/log/mungekey.log" ||
     { slurm_log "mungekey failed: $(cat "$dir/log/mungekey.log")"; return 1; }
   chmod 400 "$dir/munge/munge.key"
-  munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
+  munged --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
     --pid-file="$dir/munge/munged.pid" --log-file="$dir/log/munged.log" \
     --seed-file="$dir/munge/munged.seed" 2>"$dir/log/munged.err" ||
     { slurm_log "munged did not start: $(cat "$dir/log/munged.err" "$dir/log/munged.log" 2>/dev/null | tail -3)"; return 1; }
