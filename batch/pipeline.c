@@ -96,6 +96,27 @@ static void item_free(bt_item *it)
 
 static int write_study(bt_run *R, const bt_study *st, rf_read_result *r, char **line, size_t *linelen, rf_err *err);
 
+/* A failed read's message with why its first images were skipped: the
+ * result, which holds the reasons, is not kept for a failed study. */
+static void failure_reason(const rf_read_result *r, const char *msg, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "%s", msg);
+    static const char see[] = "; see the reasons in the result";
+    char *p = strstr(out, see);
+    if (p) {
+        memmove(p, p + sizeof see - 1, strlen(p + sizeof see - 1) + 1);
+        n = strlen(out);
+    }
+    for (size_t i = 0, shown = 0; i < r->nimages && shown < 2 && n < cap; i++) {
+        const rf_result_image *im = &r->images[i];
+        if (im->used || !im->reason || im->prior)
+            continue;
+        n += (size_t)snprintf(out + n, cap - n, "%s%s: %s", shown ? "; " : ": ", im->path ? im->path : "?",
+                              im->reason);
+        shown++;
+    }
+}
+
 static void *worker(void *arg)
 {
     bt_run *R = arg;
@@ -135,7 +156,7 @@ static void *worker(void *arg)
                 if (bt_prepare(R->model, &R->ex, it->study, &R->ro, &it->p, &e)) {
                     it->failed = 1;
                     it->stage = "read";
-                    snprintf(it->reason, sizeof it->reason, "%s", e.msg);
+                    failure_reason(&it->p.r, e.msg, it->reason, sizeof it->reason);
                     bt_prepared_free(&it->p);
                 }
             }

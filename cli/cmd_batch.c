@@ -111,12 +111,12 @@ static void print_summary(const rf_batch_opts *o, const rf_batch_summary *s, int
                t->wall_ms > 0 ? t->device_ms / t->wall_ms : 0, overlap, o->out);
         return;
     }
-    printf("batch: %zu studies in shard %d/%d (%zu found); %zu done (%zu before this run), %zu failed; %zu file%s "
+    printf("batch: %zu stud%s in shard %d/%d (%zu found); %zu done (%zu before this run), %zu failed; %zu file%s "
            "not read\n",
-           p->total, o->nshards > 1 ? o->shard : 0, o->nshards > 1 ? o->nshards : 1, s->studies_found, p->done,
-           p->done_before, p->failed, p->file_errors, p->file_errors == 1 ? "" : "s");
-    printf("time: %zu studies in %.1f s, %.2f studies/s (listing the export: %.1f s)\n", p->run_done, wall, rate,
-           t->discover_ms / 1e3);
+           p->total, p->total == 1 ? "y" : "ies", o->nshards > 1 ? o->shard : 0, o->nshards > 1 ? o->nshards : 1,
+           s->studies_found, p->done, p->done_before, p->failed, p->file_errors, p->file_errors == 1 ? "" : "s");
+    printf("time: %zu stud%s in %.1f s, %.2f studies/s (listing the export: %.1f s)\n", p->run_done,
+           p->run_done == 1 ? "y" : "ies", wall, rate, t->discover_ms / 1e3);
     printf("stages (busy): prepare %.1f s and write %.1f s over %d worker%s, device %.1f s (%.0f%% of the wall "
            "time; waited %.1f s), commit %.1f s; overlap %.2fx\n",
            t->prepare_ms / 1e3, t->write_ms / 1e3, t->jobs, t->jobs == 1 ? "" : "s", t->device_ms / 1e3,

@@ -5,7 +5,7 @@
 # consistent (each recorded study once in results.jsonl and in the state, no leftovers);
 # copied to a bigger disk it resumes and completes identically to a run that never ran out of
 # space; and resumed in place after the tmpfs is remounted larger, it completes identically
-# too.
+# too. An export without failures exits 0, with a progress bar on a terminal.
 name=test_batch_disk
 source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
 
@@ -18,7 +18,7 @@ cleanup_extra() { umount "$small" 2>/dev/null; }
 work=$tmp/export
 make_export "$work" --studies 24 --first 300 --frontal-only
 root=$work/root
-opts=(--model "$model" --manifest "$work/side/manifest.csv" --saliency none --jobs 2)
+opts=(--model "$model" --manifest "$work/side/manifest.csv" --saliency none --jobs 2 --device cpu)
 
 "$bin" batch "$root" --out "$tmp/ref" "${opts[@]}" >/dev/null 2>&1
 check "the reference run exits 2 (the manifest row without a study)" test $? -eq 2
@@ -51,4 +51,11 @@ mount -o remount,size=64m "$small" || fatal "cannot remount $small larger"
 check "remounted larger: completes in place" test $? -eq 2
 check "... each study once, folders, no leftovers" py "$checker" once "$small/out" --studies 24
 check "... results equal the reference's" py "$checker" same "$small/out" "$tmp/ref"
+
+# exit status 0 when nothing fails (no manifest: its row without a study is the only error),
+# and the progress bar on a terminal (script gives the batch a pseudo-terminal)
+script -qec "'$bin' batch '$root' --out '$tmp/clean' --model '$model' --saliency none --device cpu --outputs json" \
+  /dev/null >"$tmp/tty.txt" 2>&1
+check "an export without failures: exit 0" test $? -eq 0
+check "... a progress bar on a terminal" grep -q $'\r\\[#*\\] 24/24 studies' "$tmp/tty.txt"
 finish

@@ -19,7 +19,7 @@ work=$tmp/export
 make_export "$work" --studies 200 --pydicom --broken
 root=$work/root
 manifest=$work/side/manifest.csv
-opts=(--model "$model" --manifest "$manifest" --saliency none --jobs 2)
+opts=(--model "$model" --manifest "$manifest" --saliency none --jobs 2 --device cpu)
 
 # --dry-run: the studies and their pairing, nothing written
 "$bin" batch "$root" --out "$tmp/out" "${opts[@]}" --dry-run --json >"$tmp/dry.jsonl" 2>"$tmp/dry.err"
@@ -80,7 +80,7 @@ for r, e in sorted(ex["rows"].items(), key=lambda x: int(x[0])):
 EOF
 while IFS=$'\t' read -r -a a; do
   uid=${a[0]}
-  "$bin" read "${a[@]:1}" --model "$model" --saliency none --json >"$tmp/read.json" 2>/dev/null
+  "$bin" read "${a[@]:1}" --model "$model" --saliency none --device cpu --json >"$tmp/read.json" 2>/dev/null
   check "study $uid: as radfuse read reads it" py "$checker" read "$tmp/out" "$uid" "$tmp/read.json"
 done <"$tmp/picks.tsv"
 check "the read comparison covered the layouts" test "$(wc -l <"$tmp/picks.tsv")" -ge 8
@@ -117,7 +117,7 @@ check "merge exits 0" test $? -eq 0
 check "the merge equals the single run (studies, probabilities, errors)" py "$checker" same "$tmp/merged" "$tmp/out"
 check "the merge: folders and no leftovers" py "$checker" once "$tmp/merged"
 check "a merge is a batch directory: a run on it has nothing to do" bash -c \
-  "'$bin' batch '$root' --out '$tmp/merged' --model '$model' --manifest '$manifest' --saliency none --retry-failed --json 2>/dev/null | grep -q '\"processed\":$(py -c "import json; print(json.load(open('$tmp/run.json'))['failed'])")'"
+  "'$bin' batch '$root' --out '$tmp/merged' --model '$model' --manifest '$manifest' --saliency none --device cpu --retry-failed --json 2>/dev/null | grep -q '\"processed\":$(py -c "import json; print(json.load(open('$tmp/run.json'))['failed'])"),'"
 "$bin" batch merge "$tmp/merged2" "$tmp/shard0" "$tmp/shard0" >"$tmp/merge2.txt" 2>&1
 check "overlapping shards with the same results merge (duplicates dropped)" grep -q "duplicate" "$tmp/merge2.txt"
 cp -a "$tmp/shard0" "$tmp/shard0x"
@@ -139,7 +139,7 @@ check "no ROOT: usage, exit 1" test $? -eq 1
 "$bin" batch "$root" --out "$tmp/x" --shard 2/2 >/dev/null 2>&1
 check "--shard 2/2: usage, exit 1" test $? -eq 1
 "$bin" model random --arch fusion_tiny --out "$tmp/model2" --seed 7 >/dev/null
-"$bin" batch "$root" --out "$tmp/out" --model "$tmp/model2" --saliency none >/dev/null 2>"$tmp/other.err"
+"$bin" batch "$root" --out "$tmp/out" --model "$tmp/model2" --saliency none --device cpu >/dev/null 2>"$tmp/other.err"
 check "another model on the same directory: exit 2" test $? -eq 2
 check "... saying why" grep -q "another model" "$tmp/other.err"
 "$bin" batch "$root" --out "$tmp/shard0" "${opts[@]}" --shard 1/2 >/dev/null 2>"$tmp/shardx.err"

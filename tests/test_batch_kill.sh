@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `radfuse batch` killed with SIGKILL at random moments and restarted: 22 kills of a running
-# batch (random delays from 0.1 s to 1.2 s, a seeded generator; at least 5 of them after
-# the run had recorded studies), each followed by a restart of the same command, then a
-# restart left to complete; then results.jsonl has each study
+# batch (a seeded generator; half of them 0.05 s to 1.2 s after the start, half 0 to 0.4 s
+# after the run recorded a study: in the middle of the pipeline whatever the machine's speed),
+# each followed by a restart of the same command, then a restart left to complete; then
+# results.jsonl has each study
 # exactly once, every study has its folder, no temporary file or folder is left, and the
 # probabilities and failures equal those of an uninterrupted run. Then the reconciliation
 # cases one by one: a partial last line is cut, a line whose state commit was lost is
@@ -14,31 +15,41 @@ source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
 work=$tmp/export
 make_export "$work" --studies 48 --first 200 --frontal-only
 root=$work/root
-opts=(--model "$model" --manifest "$work/side/manifest.csv" --saliency none --jobs 2 --queue 2)
+opts=(--model "$model" --manifest "$work/side/manifest.csv" --saliency none --jobs 2 --queue 2 --device cpu)
 
 "$bin" batch "$root" --out "$tmp/ref" "${opts[@]}" >/dev/null 2>"$tmp/ref.err"
 # the manifest's row without a study is the one error
 check "the uninterrupted run exits 2 (the manifest row without a study)" test $? -eq 2
 check "the uninterrupted run: 48 studies once" py "$checker" once "$tmp/ref" --studies 48
 
+lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 RANDOM=20261123
 kills=0 rounds=0 progressed=0
 while ((kills < 22 && rounds < 8)); do
   rounds=$((rounds + 1))
   out=$tmp/out$rounds
   while :; do
-    before=$( [[ -f $out/results.jsonl ]] && wc -l <"$out/results.jsonl" || echo 0)
+    before=$(lines "$out/results.jsonl")
     "$bin" batch "$root" --out "$out" "${opts[@]}" >/dev/null 2>>"$tmp/kill.err" &
     pid=$!
-    d=$((10 + RANDOM % 110))
-    delay=$(printf '%d.%02d' $((d / 100)) $((d % 100)))
-    sleep "$delay"
+    if ((RANDOM % 2)); then
+      # a moment from the start: start-up, listing, reconciling, the first studies
+      d=$((5 + RANDOM % 115))
+    else
+      # a moment after the run recorded a study of its own, whatever the machine's speed
+      for ((w = 0; w < 3000; w++)); do
+        (($(lines "$out/results.jsonl") > before)) || ! kill -0 "$pid" 2>/dev/null && break
+        sleep 0.02
+      done
+      d=$((RANDOM % 40))
+    fi
+    sleep "$(printf '%d.%02d' $((d / 100)) $((d % 100)))"
     # once enough kills are done, the round runs to its end
     if ((kills < 22)) && kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null
       kills=$((kills + 1))
       # killed after it had recorded studies: in the middle of the pipeline, not at start-up
-      (($(wc -l <"$out/results.jsonl" 2>/dev/null || echo 0) > before)) && progressed=$((progressed + 1))
+      (($(lines "$out/results.jsonl") > before)) && progressed=$((progressed + 1))
       continue
     fi
     wait "$pid"
