@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 struct bt_state {
     sqlite3 *db;
     char *dir;
+    int lock;     /* DIR/lock, flock'd for the process's life (released by the kernel on any exit); -1 read-only */
     int fd;       /* results.jsonl, append-only; -1 read-only */
     off_t size;   /* its length: every line complete */
 };
@@ -326,10 +328,21 @@ int bt_state_open(bt_state **out, const char *dir, const char *model_sha256, rf_
         free(st);
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     }
-    st->fd = -1;
+    st->fd = st->lock = -1;
     char path[4200];
     snprintf(path, sizeof path, "%s/studies", dir);
     int rc = bt_make_dirs(path, err);
+    /* one process per directory: two would append the same studies twice */
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/lock", dir);
+        st->lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (st->lock < 0)
+            rc = rf_err_set(err, RF_EIO, "%s: cannot open: %s", path, strerror(errno));
+        else if (flock(st->lock, LOCK_EX | LOCK_NB) != 0)
+            rc = rf_err_set(err, RF_EIO, "%s: in use by another radfuse batch (%s)", dir,
+                            errno == EWOULDBLOCK ? "it holds DIR/lock" : strerror(errno));
+    }
+    snprintf(path, sizeof path, "%s/studies", dir);
     if (!rc)
         rc = clean_dir(dir, err);
     if (!rc)
@@ -375,7 +388,7 @@ int bt_state_open_readonly(bt_state **out, const char *dir, rf_err *err)
         free(st);
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     }
-    st->fd = -1;
+    st->fd = st->lock = -1;
     int rc = open_db(st, 1, err);
     if (rc) {
         bt_state_close(st);
@@ -393,6 +406,8 @@ void bt_state_close(bt_state *st)
         sqlite3_close(st->db);
     if (st->fd >= 0)
         close(st->fd);
+    if (st->lock >= 0)
+        close(st->lock);
     free(st->dir);
     free(st);
 }

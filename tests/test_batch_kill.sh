@@ -3,12 +3,12 @@
 # batch (a seeded generator; half of them 0.05 s to 1.2 s after the start, half 0 to 0.4 s
 # after the run recorded a study: in the middle of the pipeline whatever the machine's speed),
 # each followed by a restart of the same command, then a restart left to complete; then
-# results.jsonl has each study
-# exactly once, every study has its folder, no temporary file or folder is left, and the
-# probabilities and failures equal those of an uninterrupted run. Then the reconciliation
-# cases one by one: a partial last line is cut, a line whose state commit was lost is
-# recorded (not repeated), leftovers of unfinished writes are removed, and a results.jsonl
-# shorter than the state says is refused.
+# results.jsonl has each study exactly once, every study has its folder, no temporary file
+# or folder is left, and the probabilities and failures equal those of an uninterrupted run.
+# Then the reconciliation cases one by one: a partial last line is cut, a line whose state
+# commit was lost is recorded (not repeated), leftovers of unfinished writes are removed, a
+# results.jsonl shorter than the state says is refused, and so is a directory another batch
+# holds.
 name=test_batch_kill
 source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
 
@@ -93,4 +93,15 @@ cp "$tmp/cut.jsonl" "$out/results.jsonl"
 check "a results.jsonl shorter than the state: exit 2" test $? -eq 2
 check "... saying so" grep -q "cut by something else" "$tmp/cut.err"
 check "... and leaving it alone" cmp -s "$out/results.jsonl" "$tmp/cut.jsonl"
+# two processes on one directory would append the same studies twice: the second is refused
+cp "$tmp/ref/results.jsonl" "$tmp/ref.results"
+flock "$tmp/ref/lock" sleep 30 &
+holder=$!
+sleep 0.3
+"$bin" batch "$root" --out "$tmp/ref" "${opts[@]}" --retry-failed >/dev/null 2>"$tmp/busy.err"
+check "a directory in use by another batch: exit 2" test $? -eq 2
+check "... saying so" grep -q "in use by another radfuse batch" "$tmp/busy.err"
+check "... and leaving it alone" cmp -s "$tmp/ref/results.jsonl" "$tmp/ref.results"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
 finish
