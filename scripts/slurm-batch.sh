@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `radfuse batch` over a Slurm job array: task I of N reads the studies of shard I/N
 # (a hash of the StudyInstanceUID, docs/slurm.md) into OUT/shard-I; a merge job that
-# starts once every task has succeeded combines the shards into OUT/merged.
+# starts once every task has finished its shard (afterok) combines them into OUT/merged.
 #
 #   scripts/slurm-batch.sh submit ROOT OUT [--shards N] [--at-once K] [--sbatch=OPTION]... [-- BATCH_OPTION...]
 #       submits the array (tasks 0..N-1, default N = 4; at most K running at once) and the
@@ -59,7 +59,7 @@ check_shards() {
 }
 
 submit() {
-  [[ $# -ge 2 ]] || die "usage: slurm-batch.sh submit ROOT OUT [--shards N] [--sbatch=OPTION]... [-- BATCH_OPTION...]"
+  [[ $# -ge 2 ]] || die "usage: slurm-batch.sh submit ROOT OUT [--shards N] [--at-once K] [--sbatch=OPTION]... [-- BATCH_OPTION...]"
   local root out n=4 k= sb=() extra=()
   root=$(realpath -m -- "$1") out=$(realpath -m -- "$2")
   shift 2
@@ -95,7 +95,7 @@ submit() {
   cmd=$(printf '%q ' "$self" merge "$out" "$n")
   merge=$(sbatch --parsable "${sb[@]}" --job-name=radfuse-merge --dependency="afterok:$array" \
     --kill-on-invalid-dep=yes --cpus-per-task=1 --mem=1G --output="$out/logs/merge.out" \
-    --wrap="exec $cmd") ||
+    --open-mode=append --wrap="exec $cmd") ||
     die "sbatch refused the merge job (the array $array is queued)"
   merge=${merge%%;*}
   echo "array $array ($n tasks), merge $merge: logs in $out/logs, merged results in $out/merged"
