@@ -47,9 +47,11 @@ typedef struct bt_export {
     size_t nerrors;
 } bt_export;
 
-/* Lists root, groups the instances by study, pairs notes and labs (manifest,
- * else the folder convention), marks the shard's studies and errors. */
-int bt_discover(const char *root, const char *manifest, int shard, int nshards, bt_export *ex, rf_err *err);
+/* Lists root (files' headers read by `threads` threads), groups the instances
+ * by study, pairs notes and labs (manifest, else the folder convention),
+ * marks the shard's studies and errors. */
+int bt_discover(const char *root, const char *manifest, int shard, int nshards, int threads, bt_export *ex,
+                rf_err *err);
 void bt_export_free(bt_export *ex);
 
 /* ---- the read in two parts (stage_read.c) ---- */

@@ -5,6 +5,8 @@
  * paired by a manifest CSV or by the folder convention (docs/batch.md).
  */
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,7 +492,36 @@ static int is_paired(char *const *paired, size_t n, const char *path)
     return hit;
 }
 
-int bt_discover(const char *root_in, const char *manifest, int shard, int nshards, bt_export *ex, rf_err *err)
+/* The attributes of items [first, first + n): files read by `threads`
+ * threads at once (DCMTK's reader is thread-safe); zip entries, which share
+ * an archive handle, are left for the caller (rc[k] = -1). */
+typedef struct read_chunk {
+    rf_inputs *in;
+    size_t first, n;
+    rf_dicom_image *img;
+    int *rc;
+    rf_err *err;
+    atomic_size_t next;
+} read_chunk;
+
+static void *read_files(void *arg)
+{
+    read_chunk *c = arg;
+    for (size_t k; (k = atomic_fetch_add(&c->next, 1)) < c->n;) {
+        const rf_input *item = rf_inputs_at(c->in, c->first + k);
+        memset(&c->img[k], 0, sizeof c->img[k]);
+        c->rc[k] = item->kind == RF_INPUT_FILE ? rf_inputs_read(c->in, c->first + k,
+                                                                RF_DICOM_ATTRS | RF_DICOM_NO_PIXELS_OK, &c->img[k],
+                                                                &c->err[k])
+                                               : -1;
+    }
+    return NULL;
+}
+
+#define BT_CHUNK 512
+
+int bt_discover(const char *root_in, const char *manifest, int shard, int nshards, int threads, bt_export *ex,
+                rf_err *err)
 {
     memset(ex, 0, sizeof *ex);
     char root[4096];
@@ -516,31 +547,62 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
     rf_studies_init(&s);
     if (!item_of || !bad || !bad_reason)
         rc = rf_err_set(err, RF_ENOMEM, "out of memory listing %s", root);
-    for (size_t i = 0; !rc && i < nitems; i++) {
-        const rf_input *item = rf_inputs_at(in, i);
-        if (item->kind == RF_INPUT_DICOMDIR) {
-            if (item->missing > 0) {
-                char why[128];
-                snprintf(why, sizeof why, "DICOMDIR: %ld referenced file%s missing or refused", item->missing,
-                         item->missing == 1 ? "" : "s");
-                if (!(bad_reason[nbad] = strdup(why)))
+    read_chunk c = {.in = in};
+    c.img = calloc(BT_CHUNK, sizeof *c.img);
+    c.rc = calloc(BT_CHUNK, sizeof *c.rc);
+    c.err = calloc(BT_CHUNK, sizeof *c.err);
+    if (threads < 1)
+        threads = 1;
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    if (!rc && (!c.img || !c.rc || !c.err || !th))
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory listing %s", root);
+    for (size_t first = 0; !rc && first < nitems; first += BT_CHUNK) {
+        c.first = first;
+        c.n = nitems - first < BT_CHUNK ? nitems - first : BT_CHUNK;
+        atomic_store(&c.next, 0);
+        int started = 0;
+        for (; started < threads - 1; started++)
+            if (pthread_create(&th[started], NULL, read_files, &c) != 0)
+                break;
+        read_files(&c);
+        for (int t = 0; t < started; t++)
+            pthread_join(th[t], NULL);
+        for (size_t k = 0; k < c.n; k++) {
+            size_t i = first + k;
+            const rf_input *item = rf_inputs_at(in, i);
+            rf_dicom_image *img = &c.img[k];
+            rf_err *e = &c.err[k];
+            if (rc) {
+                rf_dicom_image_free(img);
+                continue;
+            }
+            if (item->kind == RF_INPUT_DICOMDIR) {
+                if (item->missing > 0) {
+                    char why[128];
+                    snprintf(why, sizeof why, "DICOMDIR: %ld referenced file%s missing or refused", item->missing,
+                             item->missing == 1 ? "" : "s");
+                    if (!(bad_reason[nbad] = strdup(why)))
+                        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                    bad[nbad++] = i;
+                }
+                continue;
+            }
+            if (c.rc[k] == -1)
+                c.rc[k] = rf_inputs_read(in, i, RF_DICOM_ATTRS | RF_DICOM_NO_PIXELS_OK, img, e);
+            if (c.rc[k] || rf_studies_add(&s, item->name, img, NULL, e)) {
+                if (!(bad_reason[nbad] = strdup(without_name(e->msg, item->name))))
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                 bad[nbad++] = i;
+            } else {
+                item_of[s.ninst - 1] = i;
             }
-            continue;
+            rf_dicom_image_free(img);
         }
-        rf_dicom_image img;
-        rf_err e;
-        if (rf_inputs_read(in, i, RF_DICOM_ATTRS | RF_DICOM_NO_PIXELS_OK, &img, &e) ||
-            rf_studies_add(&s, item->name, &img, NULL, &e)) {
-            if (!(bad_reason[nbad] = strdup(without_name(e.msg, item->name))))
-                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-            bad[nbad++] = i;
-        } else {
-            item_of[s.ninst - 1] = i;
-        }
-        rf_dicom_image_free(&img);
     }
+    free(c.img);
+    free(c.rc);
+    free(c.err);
+    free(th);
     if (!rc)
         rc = rf_studies_build(&s, err);
     if (!rc && s.nstudies && !(ex->studies = calloc(s.nstudies, sizeof *ex->studies)))

@@ -324,7 +324,7 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     sum->stages.jobs = jobs;
 
     double t0 = now_ms();
-    int rc = bt_discover(o->root, o->manifest, shard, nshards, &R->ex, err);
+    int rc = bt_discover(o->root, o->manifest, shard, nshards, jobs, &R->ex, err);
     sum->stages.discover_ms = now_ms() - t0;
     bt_state *st = NULL;
     if (!rc)
@@ -494,7 +494,7 @@ int rf_batch_plan(const rf_batch_opts *o, void (*fn)(void *ctx, const rf_batch_p
     if (shard < 0 || shard >= nshards)
         return rf_err_set(err, RF_EINVAL, "batch: shard %d of %d is out of range", shard, nshards);
     bt_export ex;
-    int rc = bt_discover(o->root, o->manifest, shard, nshards, &ex, err);
+    int rc = bt_discover(o->root, o->manifest, shard, nshards, o->jobs > 0 ? o->jobs : rf_cpu_count(), &ex, err);
     if (rc)
         return rc;
     bt_state *st = NULL;
