@@ -6,6 +6,7 @@
 #ifndef RADFUSE_BATCH_INTERNAL_H
 #define RADFUSE_BATCH_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,8 +23,10 @@ typedef struct bt_study {
     char *uid;
     char key[17];
     int shard_hit;            /* in this run's shard */
-    char **paths;             /* files and zip archives holding its instances */
+    char **paths;             /* the files holding its instances */
     int npaths;
+    size_t *zip_items;        /* its instances in zip files: items of bt_export.in */
+    size_t nzip;
     int instances;
     char **notes, **labs;
     int nnotes, nlabs;
@@ -43,6 +46,8 @@ typedef struct bt_file_error {
 typedef struct bt_export {
     bt_study *studies;        /* sorted by uid */
     size_t n;
+    struct rf_inputs *in;     /* the listing: zip entries are read from it */
+    pthread_mutex_t zip_mu;   /* libzip's archive handles are not for two threads at once */
     bt_file_error *errors;
     size_t nerrors;
 } bt_export;
@@ -67,9 +72,12 @@ typedef struct bt_prepared {
     size_t ntokens;
     char **late;              /* warnings of the lab step, added after the text step's as rf_read orders them */
     size_t nlate;
+    char *unzipped[2];        /* folders of the study's and the prior's zip entries, removed by bt_prepared_free */
+    int fatal;                /* the failure is the output directory's (zip entries not written), not the study's */
 } bt_prepared;
 
 typedef struct bt_read_opts {
+    const char *scratch;      /* where a study's zip entries are written for its read (DIR) */
     const char *saliency;     /* NULL: "none" */
     const char *precision;    /* NULL: "fp32" */
     int include_phi;

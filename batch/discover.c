@@ -78,6 +78,7 @@ void bt_export_free(bt_export *ex)
         bt_study *s = &ex->studies[i];
         free(s->uid);
         free_strs(s->paths, s->npaths);
+        free(s->zip_items);
         free_strs(s->notes, s->nnotes);
         free_strs(s->labs, s->nlabs);
         free(s->prior_uid);
@@ -89,6 +90,10 @@ void bt_export_free(bt_export *ex)
         free(ex->errors[i].reason);
     }
     free(ex->errors);
+    if (ex->in) {
+        rf_inputs_free(ex->in);
+        pthread_mutex_destroy(&ex->zip_mu);
+    }
     memset(ex, 0, sizeof *ex);
 }
 
@@ -132,24 +137,6 @@ static int add_error(bt_export *ex, const char *root, const char *name, const ch
     e->shard_hit = rf_batch_shard_of(e->name, nshards) == shard;
     ex->nerrors++;
     return 0;
-}
-
-/* The archive of a zip entry named "ARCHIVE:entry": the longest prefix before
- * a ':' that is a regular file. */
-static char *archive_of(const char *name)
-{
-    char *best = NULL;
-    for (const char *c = strchr(name, ':'); c; c = strchr(c + 1, ':')) {
-        char *p = strndup(name, (size_t)(c - name));
-        struct stat sb;
-        if (p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            free(best);
-            best = p;
-        } else {
-            free(p);
-        }
-    }
-    return best;
 }
 
 /* ---- the folder convention ---- */
@@ -625,11 +612,13 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
         if (!st->accession && inst->attrs.accession_number[0] && !(st->accession = strdup(inst->attrs.accession_number)))
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
         if (item->kind == RF_INPUT_ZIP_ENTRY) {
-            char *a = archive_of(item->name);
-            if (!a || push_str(&st->paths, &st->npaths, a))
-                rc = rf_err_set(err, RF_ENOMEM, "%s: cannot place the archive of a zip entry",
-                                relative(root, item->name));
-            free(a);
+            /* read from the listing for the study's read (stage_read.c): giving the read the
+             * archive would list every entry of it again for each of its studies */
+            size_t *nz = realloc(st->zip_items, (st->nzip + 1) * sizeof *nz);
+            if (!nz)
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+            else
+                (st->zip_items = nz)[st->nzip++] = item_of[j];
         } else if (item->path && push_str(&st->paths, &st->npaths, item->path)) {
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
         }
@@ -668,7 +657,8 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
     free(bad);
     free(item_of);
     rf_studies_free(&s);
-    rf_inputs_free(in);
+    ex->in = in;
+    pthread_mutex_init(&ex->zip_mu, NULL);
     if (rc)
         bt_export_free(ex);
     return rc;

@@ -154,9 +154,14 @@ static void *worker(void *arg)
             if (it) {
                 it->study = R->todo[k];
                 if (bt_prepare(R->model, &R->ex, it->study, &R->ro, &it->p, &e)) {
-                    it->failed = 1;
-                    it->stage = "read";
-                    failure_reason(&it->p.r, e.msg, it->reason, sizeof it->reason);
+                    if (it->p.fatal) {
+                        it->fatal = 1;
+                        snprintf(it->reason, sizeof it->reason, "study %s: %s", R->ex.studies[it->study].key, e.msg);
+                    } else {
+                        it->failed = 1;
+                        it->stage = "read";
+                        failure_reason(&it->p.r, e.msg, it->reason, sizeof it->reason);
+                    }
                     bt_prepared_free(&it->p);
                 }
             }
@@ -168,7 +173,7 @@ static void *worker(void *arg)
                 R->stop = 1;
                 R->inflight--;
             } else {
-                f_push(it->failed ? &R->commit : &R->prepared, it);
+                f_push(it->failed || it->fatal ? &R->commit : &R->prepared, it);
             }
             pthread_cond_broadcast(&R->cv);
             continue;
@@ -315,7 +320,7 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     R->model = model;
     R->o = o;
     R->out = o->out;
-    R->ro = (bt_read_opts){o->saliency, o->precision, o->include_phi};
+    R->ro = (bt_read_opts){o->out, o->saliency, o->precision, o->include_phi};
     pthread_mutex_init(&R->mu, NULL);
     pthread_cond_init(&R->cv, NULL);
     int jobs = o->jobs > 0 ? o->jobs : rf_cpu_count();

@@ -7,6 +7,7 @@
  * give what rf_read gives, warnings and timings in the same order
  * (tests/test_batch.c compares the two on the same studies).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+
 #include "batch/batch_internal.h"
+#include "radfuse/dicom_input.h"
 #include "radfuse/saliency.h"
 
 static double now_ms(void)
@@ -218,6 +222,81 @@ static int notes_labs(const bt_study *st, const bt_read_opts *o, bt_prepared *p,
     return RF_OK;
 }
 
+static void free_paths(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/*
+ * The paths to read study st from: its files, and its zip entries written to
+ * SCRATCH/<key>.<tag>.tmp/<k>/<the entry's base name> (the name the result
+ * shows, as for the entry itself). Giving the read the archive instead would
+ * list every entry of it again for each of its studies. *dir gets the folder
+ * (NULL when none), for bt_prepared_free to remove.
+ */
+static int study_paths(const bt_export *ex, const bt_study *st, const char *scratch, const char *tag, char ***out,
+                       int *nout, char **dir, rf_err *err)
+{
+    *out = NULL;
+    *nout = 0;
+    *dir = NULL;
+    char **v = calloc((size_t)st->npaths + st->nzip + 1, sizeof *v);
+    int n = 0, rc = RF_OK;
+    if (!v)
+        return NOMEM();
+    for (int i = 0; i < st->npaths && !rc; i++)
+        if (!(v[n++] = strdup(st->paths[i])))
+            rc = NOMEM();
+    if (!rc && st->nzip) {
+        char d[4200];
+        snprintf(d, sizeof d, "%s/%s.%s.tmp", scratch ? scratch : ".", st->key, tag);
+        bt_remove_tree(d);
+        if (mkdir(d, 0777) != 0)
+            rc = rf_err_set(err, RF_EIO, "%s: cannot create: %s", d, strerror(errno));
+        else if (!(*dir = strdup(d)))
+            rc = NOMEM();
+        for (size_t k = 0; !rc && k < st->nzip; k++) {
+            const rf_input *item = rf_inputs_at(ex->in, st->zip_items[k]);
+            const char *slash = strrchr(item->name, '/'), *colon = strrchr(item->name, ':');
+            const char *base = slash ? slash + 1 : item->name;
+            if (colon && colon + 1 > base)
+                base = colon + 1;
+            char sub[4300], path[4600];
+            snprintf(sub, sizeof sub, "%s/%zu", d, k);
+            snprintf(path, sizeof path, "%s/%s", sub, base);
+            void *data = NULL;
+            size_t size = 0;
+            rf_err e;
+            pthread_mutex_lock((pthread_mutex_t *)&ex->zip_mu);
+            int lrc = rf_inputs_load(ex->in, st->zip_items[k], &data, &size, &e);
+            pthread_mutex_unlock((pthread_mutex_t *)&ex->zip_mu);
+            if (lrc) {
+                /* as the read would say of an entry it cannot load: the file is left out */
+                free(data);
+                continue;
+            }
+            FILE *f = NULL;
+            if (mkdir(sub, 0777) != 0 || !(f = fopen(path, "wb")) || fwrite(data, 1, size, f) != size) {
+                rc = rf_err_set(err, RF_EIO, "%s: cannot write: %s", path, strerror(errno));
+            }
+            if (f && fclose(f) != 0 && !rc)
+                rc = rf_err_set(err, RF_EIO, "%s: cannot write: %s", path, strerror(errno));
+            free(data);
+            if (!rc && !(v[n++] = strdup(path)))
+                rc = NOMEM();
+        }
+    }
+    if (rc) {
+        free_paths(v, n);
+        return rc;
+    }
+    *out = v;
+    *nout = n;
+    return RF_OK;
+}
+
 int bt_prepare(const rf_fusion *model, const bt_export *ex, size_t idx, const bt_read_opts *o, bt_prepared *p,
                rf_err *err)
 {
@@ -241,8 +320,14 @@ int bt_prepare(const rf_fusion *model, const bt_export *ex, size_t idx, const bt
 
     double t0 = now_ms();
     rf_read_image_rules rules = {info->max_images, info->nimage_modalities, info->image_modalities};
-    int rc = rf_read_study_images((const char *const *)st->paths, st->npaths, st->uid, 0, &rules, o->include_phi, r,
-                                  &p->imgs, err);
+    char **paths = NULL;
+    int npaths = 0;
+    int rc = study_paths(ex, st, o->scratch, "study", &paths, &npaths, &p->unzipped[0], err);
+    p->fatal = rc != RF_OK;
+    if (!rc)
+        rc = rf_read_study_images((const char *const *)paths, npaths, st->uid, 0, &rules, o->include_phi, r, &p->imgs,
+                                  err);
+    free_paths(paths, npaths);
     const bt_study *pr = st->prior >= 0 ? &ex->studies[st->prior] : NULL;
     if (!rc && st->prior_uid && !pr) {
         if (rf_result_warn(r, "prior study: the export holds no study %s; read without it", st->prior_uid))
@@ -254,8 +339,14 @@ int bt_prepare(const rf_fusion *model, const bt_export *ex, size_t idx, const bt
         rf_err e;
         rf_read_image_rules prior_rules = rules;
         prior_rules.max_images = info->max_prior_images;
-        if (rf_read_study_images((const char *const *)pr->paths, pr->npaths, pr->uid, 1, &prior_rules,
-                                 o->include_phi, r, &p->priors, &e)) {
+        rc = study_paths(ex, pr, o->scratch, "prior", &paths, &npaths, &p->unzipped[1], err);
+        int prc = rc ? rc
+                     : rf_read_study_images((const char *const *)paths, npaths, pr->uid, 1, &prior_rules,
+                                            o->include_phi, r, &p->priors, &e);
+        free_paths(paths, npaths);
+        if (rc) {
+            p->fatal = 1; /* the prior's entries could not be written: an output problem */
+        } else if (prc) {
             if (rf_result_warn(r, "prior study: %s; read without it", e.msg))
                 rc = NOMEM();
         } else {
@@ -525,4 +616,10 @@ void bt_prepared_free(bt_prepared *p)
 {
     bt_prepared_release(p);
     rf_result_free(&p->r);
+    for (int i = 0; i < 2; i++) {
+        if (p->unzipped[i])
+            bt_remove_tree(p->unzipped[i]);
+        free(p->unzipped[i]);
+        p->unzipped[i] = NULL;
+    }
 }

@@ -225,7 +225,7 @@ def cmd_read(a):
     for field in ("notes", "labs", "warnings", "inputs_used"):
         if j[field] != r[field]:
             fail("study %s: %s differ from radfuse read: %s vs %s" % (a.uid, field, j[field], r[field]))
-    used = lambda x: [(i["sop_instance_uid"], i["used"], i["reason"]) for i in x["images"]]
+    used = lambda x: [(i["file"], i["sop_instance_uid"], i["used"], i["reason"]) for i in x["images"]]
     if used(j) != used(r):
         fail("study %s: images differ from radfuse read" % a.uid)
     if [t["stage"] for t in j["timings"]] != [t["stage"] for t in r["timings"] if t["stage"] != "write"]:
