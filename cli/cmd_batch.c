@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/cli.h"
 #include "radfuse/batch.h"
 #include "radfuse/fusion.h"
@@ -82,33 +84,78 @@ static void on_progress(void *vctx, const rf_batch_progress *p)
 static void plan_line(void *ctx, const rf_batch_plan_study *s)
 {
     int json = *(int *)ctx;
-    if (json)
-        printf("{\"study_instance_uid\":\"%s\",\"key\":\"%s\",\"instances\":%d,\"notes\":%d,\"labs\":%d,"
-               "\"prior\":%s,\"pairing\":\"%s\",\"state\":\"%s\"}\n",
-               s->uid, s->key, s->instances, s->nnotes, s->nlabs, s->has_prior ? "true" : "false", s->pairing,
-               s->state);
-    else
+    if (json) {
+        /* UIDs come from the files: escaped as any string */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "study_instance_uid", s->uid);
+        cJSON_AddStringToObject(o, "key", s->key);
+        cJSON_AddNumberToObject(o, "instances", s->instances);
+        cJSON_AddNumberToObject(o, "notes", s->nnotes);
+        cJSON_AddNumberToObject(o, "labs", s->nlabs);
+        cJSON_AddBoolToObject(o, "prior", s->has_prior);
+        cJSON_AddStringToObject(o, "pairing", s->pairing);
+        cJSON_AddStringToObject(o, "state", s->state);
+        char *text = cJSON_PrintUnformatted(o);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        cJSON_Delete(o);
+    } else {
         printf("%s  %s  %d instance%s  %d note%s  %d lab file%s  prior %s  paired by %s  %s\n", s->key, s->uid,
                s->instances, s->instances == 1 ? "" : "s", s->nnotes, s->nnotes == 1 ? "" : "s", s->nlabs,
                s->nlabs == 1 ? "" : "s", s->has_prior ? "yes" : "no", s->pairing, s->state);
+    }
 }
 
-static void print_summary(const rf_batch_opts *o, const rf_batch_summary *s, int json)
+static int o_shard(const rf_batch_opts *o)
 {
+    return o->nshards > 1 ? o->shard : 0;
+}
+
+static int o_nshards(const rf_batch_opts *o)
+{
+    return o->nshards > 1 ? o->nshards : 1;
+}
+
+static void print_summary(const rf_batch_opts *opts, const rf_batch_summary *s, int json)
+{
+    const rf_batch_opts *o = opts;
     const rf_batch_progress *p = &s->progress;
     const rf_batch_stages *t = &s->stages;
     double wall = t->wall_ms / 1e3, rate = wall > 0 ? p->run_done / wall : 0;
     double overlap = t->wall_ms > 0 ? (t->prepare_ms + t->device_ms + t->write_ms + t->commit_ms) / t->wall_ms : 0;
     if (json) {
-        printf("{\"studies_found\":%zu,\"shard\":\"%d/%d\",\"total\":%zu,\"done\":%zu,\"failed\":%zu,"
-               "\"done_before\":%zu,\"processed\":%zu,\"file_errors\":%zu,\"stopped\":%s,\"wall_s\":%.3f,"
-               "\"studies_per_s\":%.4f,\"stages\":{\"jobs\":%d,\"discover_ms\":%.1f,\"prepare_ms\":%.1f,"
-               "\"device_ms\":%.1f,\"device_wait_ms\":%.1f,\"write_ms\":%.1f,\"commit_ms\":%.1f,\"wall_ms\":%.1f,"
-               "\"device_utilization\":%.4f,\"overlap\":%.4f},\"out\":\"%s\"}\n",
-               s->studies_found, o->nshards > 1 ? o->shard : 0, o->nshards > 1 ? o->nshards : 1, p->total, p->done,
-               p->failed, p->done_before, p->run_done, p->file_errors, s->stopped ? "true" : "false", wall, rate,
-               t->jobs, t->discover_ms, t->prepare_ms, t->device_ms, t->device_wait_ms, t->write_ms, t->commit_ms, t->wall_ms,
-               t->wall_ms > 0 ? t->device_ms / t->wall_ms : 0, overlap, o->out);
+        cJSON *j = cJSON_CreateObject(), *st = cJSON_CreateObject();
+        char shard[32];
+        snprintf(shard, sizeof shard, "%d/%d", o_shard(opts), o_nshards(opts));
+        cJSON_AddNumberToObject(j, "studies_found", (double)s->studies_found);
+        cJSON_AddStringToObject(j, "shard", shard);
+        cJSON_AddNumberToObject(j, "total", (double)p->total);
+        cJSON_AddNumberToObject(j, "done", (double)p->done);
+        cJSON_AddNumberToObject(j, "failed", (double)p->failed);
+        cJSON_AddNumberToObject(j, "done_before", (double)p->done_before);
+        cJSON_AddNumberToObject(j, "processed", (double)p->run_done);
+        cJSON_AddNumberToObject(j, "file_errors", (double)p->file_errors);
+        cJSON_AddBoolToObject(j, "stopped", s->stopped);
+        cJSON_AddNumberToObject(j, "wall_s", wall);
+        cJSON_AddNumberToObject(j, "studies_per_s", rate);
+        cJSON_AddNumberToObject(st, "jobs", t->jobs);
+        cJSON_AddNumberToObject(st, "discover_ms", t->discover_ms);
+        cJSON_AddNumberToObject(st, "prepare_ms", t->prepare_ms);
+        cJSON_AddNumberToObject(st, "device_ms", t->device_ms);
+        cJSON_AddNumberToObject(st, "device_wait_ms", t->device_wait_ms);
+        cJSON_AddNumberToObject(st, "write_ms", t->write_ms);
+        cJSON_AddNumberToObject(st, "commit_ms", t->commit_ms);
+        cJSON_AddNumberToObject(st, "wall_ms", t->wall_ms);
+        cJSON_AddNumberToObject(st, "device_utilization", t->wall_ms > 0 ? t->device_ms / t->wall_ms : 0);
+        cJSON_AddNumberToObject(st, "overlap", overlap);
+        cJSON_AddItemToObject(j, "stages", st);
+        cJSON_AddStringToObject(j, "out", opts->out);
+        char *text = cJSON_PrintUnformatted(j);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        cJSON_Delete(j);
         return;
     }
     printf("batch: %zu stud%s in shard %d/%d (%zu found); %zu done (%zu before this run), %zu failed; %zu file%s "
