@@ -128,8 +128,10 @@ typedef struct bt_record {
 } bt_record;
 /* Records n studies: the done ones' lines appended to results.jsonl and
  * fsynced, then one transaction of the state for all n. On a failed append
- * the lines of this call are cut again and nothing is recorded. */
-int bt_state_record(bt_state *st, const bt_record *recs, size_t n, rf_err *err);
+ * the lines of this call are cut again and nothing is recorded (*kept 0);
+ * when only the transaction fails, the lines stay (*kept 1) and the next
+ * open records them. */
+int bt_state_record(bt_state *st, const bt_record *recs, size_t n, int *kept, rf_err *err);
 /* Counts of this state: studies done, failed; file errors. */
 void bt_state_counts(bt_state *st, size_t *done, size_t *failed, size_t *file_errors);
 /* DIR/errors.jsonl from the state, atomically. */

@@ -296,6 +296,15 @@ static int write_study(bt_run *R, const bt_study *st, rf_read_result *r, char **
     return rc;
 }
 
+/* The folder of a study whose line was not recorded (the batch stopped): the
+ * next run writes it again, and until then no folder is without its line. */
+static void drop_folder(bt_run *R, const bt_study *s)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/studies/%s", R->out, s->key);
+    bt_remove_tree(dir);
+}
+
 static int check_shard_meta(bt_state *st, const rf_batch_opts *o, rf_err *err)
 {
     char want[64], have[64];
@@ -418,14 +427,22 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
                     rc = rf_err_set(err, RF_EIO, "%s", it->reason);
                     sum->stopped = 1;
                 }
-                if (it->fatal || it->dropped || rc)
+                if (it->fatal || it->dropped || rc) {
+                    if (it->line)
+                        drop_folder(R, s);
                     continue;
+                }
                 recs[nr++] = (bt_record){s->key, s->uid, it->failed ? NULL : it->line, it->len, it->stage, it->reason};
             }
             if (nr && !rc) {
-                rc = bt_state_record(st, recs, nr, err);
+                int kept = 0;
+                rc = bt_state_record(st, recs, nr, &kept, err);
                 if (rc) {
                     sum->stopped = 1;
+                    /* lines that were cut again: their folders go too */
+                    for (size_t i = 0; !kept && i < n; i++)
+                        if (batch[i]->line)
+                            drop_folder(R, &R->ex.studies[batch[i]->study]);
                 } else {
                     for (size_t i = 0; i < nr; i++) {
                         if (recs[i].line)

@@ -453,8 +453,9 @@ int bt_state_set_file_errors(bt_state *st, const bt_export *ex, rf_err *err)
     return rc;
 }
 
-int bt_state_record(bt_state *st, const bt_record *recs, size_t n, rf_err *err)
+int bt_state_record(bt_state *st, const bt_record *recs, size_t n, int *kept, rf_err *err)
 {
+    *kept = 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/results.jsonl", st->dir);
     off_t start = st->size, at = start;
@@ -486,6 +487,7 @@ int bt_state_record(bt_state *st, const bt_record *recs, size_t n, rf_err *err)
         return rf_err_set(err, RF_EIO, "%s: cannot sync: %s", path, strerror(e));
     }
     st->size = at;
+    *kept = 1;
     /* a failure from here leaves lines the state lacks: the next open records them */
     int rc = exec(st, "BEGIN IMMEDIATE", err);
     at = start;
