@@ -17,8 +17,13 @@ build: deps
 	@cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build -j $(JOBS)
 
+# a real read of the sample study (datasets/samples/covid-442: a CC BY 4.0 row of the
+# COVID-19 image data collection, its note and labs) with the committed default model
+DEMO_SAMPLE = datasets/samples/covid-442
 demo: build
-	./build/radfuse demo --dir build/demo-vit-b16
+	./build/radfuse read $(DEMO_SAMPLE)/study --notes $(DEMO_SAMPLE)/note.txt --labs $(DEMO_SAMPLE)/labs.csv \
+	  --model models/default --out build/demo
+	@echo "open build/demo/report.html; overlays in build/demo/overlays/, DICOM objects in build/demo/dicom/"
 
 test: test-release test-sanitize test-fuzz
 
