@@ -3,17 +3,20 @@
 # (`radfuse dataset study`: one DX/CR image, a note and, for some rows, labs per study) read
 # by a small random fusion model (`model random --arch fusion_tiny`), against the naive loop
 # an operator would otherwise write, in the same run:
-#   batch --jobs J     one `radfuse batch` process: J decode/preprocess workers, one device
-#                      stage, one writer (fresh output directory each pass)
+#   batch --jobs J     one `radfuse batch` process: J workers (decode, preprocess, write a
+#                      study's outputs), one device stage, one committer (fresh output
+#                      directory each pass)
 #   read loop          one `radfuse read STUDY --notes --labs --out --no-dicom` process per
 #                      study, one after another (the outputs batch writes per study:
 #                      result.json, report.html, report.fhir.json, overlays)
 #   read loop -P cores the same processes, `xargs -P nproc` at once
 # Every pass must give the same studies with the same probabilities (within 1e-5) as the
 # first batch pass, so all compute the same thing. Best of ITERS passes, wall time of the
-# whole command (model load and export listing included); the batch's own summary (its
-# stage timings: busy time of the workers, the device stage, the writer, and the device
-# stage's wait for input) is printed for the best pass. Ratios: naive time / batch time.
+# whole command (model load and export listing included), and the least CPU time (user +
+# system, children included: steadier than the wall time on a shared machine). The batch's
+# own summary (its stage timings: busy time of the workers, the device stage and the
+# committer, and the device stage's wait for input) is printed for the best pass.
+# Ratios: naive time / batch time.
 # SALIENCY (default none) goes to both: with gradcam (batch's default) every study also gets
 # its saliency maps, overlay PNGs and their copies in report.html, which dominate.
 #   bench/batch.sh [STUDIES] [ITERS]     env: BUILD (build), JOBS ("1 2"), SALIENCY (none)
@@ -27,6 +30,9 @@ jobs_list=${JOBS:-1 2}
 saliency=${SALIENCY:-none}
 shared=${RADFUSE_SHARED:-$src/../shared}
 ncores=$(nproc)
+for tool in python3 /usr/bin/time; do
+  command -v $tool >/dev/null || { echo "batch bench: $tool missing: scripts/install-deps.sh --bench" >&2; exit 1; }
+done
 [[ -d $shared/data/covid-chestxray ]] || { echo "batch bench: shared data not found at $shared (set RADFUSE_SHARED)" >&2; exit 1; }
 ((nstudies >= 1 && nstudies <= 400)) || { echo "batch bench: STUDIES must be 1..400 (frontal covid-chestxray rows)" >&2; exit 1; }
 [[ -f $build/build.ninja ]] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -59,7 +65,15 @@ cat "$root"/*/study/*.dcm "$scratch/model"/*/* >/dev/null 2>&1 || true
 
 ms() { echo $(($(date +%s%N) / 1000000)); }
 results=$scratch/results.txt
-best_ms=()
+# timed CMD...: runs CMD; t_wall: its wall time in ms, t_cpu: user + system seconds of it and
+# its children (less sensitive than the wall time to other load on a shared machine)
+timed() {
+  local t0
+  t0=$(ms)
+  /usr/bin/time -o "$scratch/time" -f '%U %S' "$@"
+  t_wall=$(($(ms) - t0))
+  t_cpu=$(awk '{ print $1 + $2 }' "$scratch/time")
+}
 
 # read_one DIR OUT: the naive read of one study folder
 cat >"$scratch/read_one.sh" <<EOF
@@ -85,57 +99,59 @@ compare() { # compare DIR: same studies and probabilities as the reference batch
       python3 "$src/tests/slurm/compare_results.py" "$scratch/reference" "$1" --tolerance 1e-5 >&2; exit 1; }
 }
 
-row() { # row NAME MS
-  awk -v name="$1" -v ms="$2" -v n="$nstudies" 'BEGIN { printf "%-24s %8.2f s %8.1f studies/s\n", name, ms / 1000, n * 1000 / ms }' |
+row() { # row NAME WALL_MS CPU_S
+  awk -v name="$1" -v ms="$2" -v cpu="$3" -v n="$nstudies" 'BEGIN {
+      printf "%-24s %8.2f s %8.1f studies/s %8.1f ms CPU/study\n", name, ms / 1000, n * 1000 / ms, cpu * 1000 / n }' |
     tee -a "$results"
 }
 
 "$bin" batch "$root" --out "$scratch/reference" "${model[@]}" --jobs 1 >/dev/null 2>&1 ||
   { echo "batch bench: the reference batch run failed:" >&2; "$bin" batch "$root" --out "$scratch/reference" "${model[@]}" --jobs 1 >&2; exit 1; }
 
-declare -A best
+declare -A best cpu
+keep() { # keep KEY: the best wall time and the least CPU time of KEY's passes
+  [[ -z ${best[$1]:-} || $t_wall -lt ${best[$1]} ]] && best[$1]=$t_wall
+  [[ -z ${cpu[$1]:-} ]] || awk -v a="$t_cpu" -v b="${cpu[$1]}" 'BEGIN { exit !(a < b) }' && cpu[$1]=$t_cpu
+  return 0
+}
 for j in $jobs_list; do
-  b=
   for ((k = 0; k < iters; k++)); do
     out=$scratch/batch-$j-$k
-    t0=$(ms)
-    "$bin" batch "$root" --out "$out" "${model[@]}" --jobs "$j" >"$out.log" 2>&1
-    t=$(($(ms) - t0))
+    timed "$bin" batch "$root" --out "$out" "${model[@]}" --jobs "$j" >"$out.log" 2>&1
     compare "$out"
-    if [[ -z $b || $t -lt $b ]]; then b=$t; cp "$out.log" "$scratch/batch-$j.best.log"; fi
+    [[ -n ${best[batch$j]:-} && $t_wall -ge ${best[batch$j]} ]] || cp "$out.log" "$scratch/batch-$j.best.log"
+    keep "batch$j"
     rm -rf "$out"
   done
-  best[batch$j]=$b
 done
 for mode in seq par; do
-  b=
   for ((k = 0; k < iters; k++)); do
     out=$scratch/naive-$mode-$k
     mkdir -p "$out"
-    t0=$(ms)
     if [[ $mode == seq ]]; then
-      for d in "$root"/*/; do "$scratch/read_one.sh" "${d%/}" "$out"; done
+      timed bash -c 'for d in "$1"/*/; do "$2" "${d%/}" "$3"; done' _ "$root" "$scratch/read_one.sh" "$out"
     else
-      printf '%s\n' "$root"/*/ | sed 's,/$,,' | xargs -P "$ncores" -I{} "$scratch/read_one.sh" {} "$out"
+      timed bash -c 'printf "%s\n" "$1"/*/ | sed "s,/\$,," | xargs -P "$4" -I{} "$2" {} "$3"' _ \
+        "$root" "$scratch/read_one.sh" "$out" "$ncores"
     fi
-    t=$(($(ms) - t0))
     naive_jsonl "$out"
     compare "$out"
-    [[ -z $b || $t -lt $b ]] && b=$t
+    keep "naive$mode"
     rm -rf "$out"
   done
-  best[naive$mode]=$b
 done
 
 echo
-printf '%-24s %10s %18s\n' "what" "wall" "throughput"
-for j in $jobs_list; do row "batch --jobs $j" "${best[batch$j]}"; done
-row "read loop" "${best[naiveseq]}"
-row "read loop -P $ncores" "${best[naivepar]}"
+printf '%-24s %10s %18s %20s\n' "what" "wall" "throughput" "CPU"
+for j in $jobs_list; do row "batch --jobs $j" "${best[batch$j]}" "${cpu[batch$j]}"; done
+row "read loop" "${best[naiveseq]}" "${cpu[naiveseq]}"
+row "read loop -P $ncores" "${best[naivepar]}" "${cpu[naivepar]}"
 echo
 for j in $jobs_list; do
   awk -v j="$j" -v b="${best[batch$j]}" -v s="${best[naiveseq]}" -v p="${best[naivepar]}" -v c="$ncores" \
     'BEGIN { printf "batch --jobs %s: %.2fx the read loop, %.2fx the read loop -P %s\n", j, s / b, p / b, c }'
+  awk -v j="$j" -v b="${cpu[batch$j]}" -v s="${cpu[naiveseq]}" \
+    'BEGIN { printf "batch --jobs %s: %.2fx less CPU time than the read loop\n", j, s / b }'
 done
 for j in $jobs_list; do
   echo
