@@ -21,6 +21,7 @@
 
 typedef struct m_entry {
     char key[17];
+    char model[65];  /* the model's hash */
     char digest[65]; /* of the model's hash and the findings */
     int dir;
     long long offset, length;
@@ -34,7 +35,7 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 /* What must agree between two results of one study: the model and the findings. */
-static int line_digest(const char *line, size_t len, char key[17], char digest[65])
+static int line_digest(const char *line, size_t len, char key[17], char model_sha[65], char digest[65])
 {
     cJSON *j = cJSON_ParseWithLength(line, len);
     cJSON *study = j ? cJSON_GetObjectItemCaseSensitive(j, "study") : NULL;
@@ -46,6 +47,7 @@ static int line_digest(const char *line, size_t len, char key[17], char digest[6
     int ok = cJSON_IsString(uid) && cJSON_IsString(sha) && f;
     if (ok) {
         rf_batch_key(uid->valuestring, key);
+        snprintf(model_sha, 65, "%s", sha->valuestring);
         rf_sha256 s;
         uint8_t d[32];
         rf_sha256_init(&s);
@@ -197,8 +199,14 @@ int rf_batch_merge(const char *out, const char *const *dirs, int n, rf_batch_mer
                 v = nvp;
             }
             m_entry *e = &v[nv];
-            if (line_digest(line, (size_t)got - 1, e->key, e->digest)) {
+            if (line_digest(line, (size_t)got - 1, e->key, e->model, e->digest)) {
                 rc = rf_err_set(err, RF_EFORMAT, "%s: byte %lld: not a result line", path, off);
+                break;
+            }
+            /* results of two models must not end up side by side in one file */
+            if (nv && strcmp(e->model, v[0].model) != 0) {
+                rc = rf_err_set(err, RF_EINVAL, "merge: %s holds results of model %.16s..., %s of model %.16s...: refused",
+                                dirs[v[0].dir], v[0].model, dirs[d], e->model);
                 break;
             }
             e->dir = d;

@@ -10,7 +10,8 @@
 #   agree with `radfuse read` of the same inputs;
 #   a second run and --retry-failed change no result;
 #   --shard 0/2 and 1/2 take the studies the documented hash gives them, and their merge
-#   equals the single run; a merge of shards with different results is refused;
+#   equals the single run; a merge of shards with different results, or of two models'
+#   results, is refused;
 #   usage errors exit 1, another model on the same directory is refused.
 name=test_batch_export
 source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
@@ -142,6 +143,11 @@ check "--shard 2/2: usage, exit 1" test $? -eq 1
 "$bin" batch "$root" --out "$tmp/out" --model "$tmp/model2" --saliency none --device cpu >/dev/null 2>"$tmp/other.err"
 check "another model on the same directory: exit 2" test $? -eq 2
 check "... saying why" grep -q "another model" "$tmp/other.err"
+"$bin" batch "$root/bare" --out "$tmp/model2out" --model "$tmp/model2" --saliency none --device cpu --outputs json \
+  >/dev/null 2>&1
+"$bin" batch merge "$tmp/merged4" "$tmp/shard0" "$tmp/model2out" >/dev/null 2>"$tmp/merge4.err"
+check "a merge of two models' results: refused with exit 2" test $? -eq 2
+check "... naming the models" grep -q "results of model" "$tmp/merge4.err"
 "$bin" batch "$root" --out "$tmp/shard0" "${opts[@]}" --shard 1/2 >/dev/null 2>"$tmp/shardx.err"
 check "another shard on a shard's directory: refused" grep -q "holds shard 0/2" "$tmp/shardx.err"
 finish
