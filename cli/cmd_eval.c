@@ -18,6 +18,7 @@
 #include "radfuse/datasets.h"
 #include "radfuse/eval.h"
 #include "radfuse/fusion.h"
+#include "radfuse/saliency.h"
 #include "runtime/fileio.h"
 
 #define EVAL_EXIT_USAGE 1
@@ -25,7 +26,8 @@
 static const char eval_usage[] =
     "usage: radfuse eval DATASET --model DIR [--json] [--split FILE] [--subset val|test|train|all]\n"
     "                    [--limit N] [--layout NAME] [--device D] [--threads N] [--bootstrap N]\n"
-    "                    [--seed S] [--mask-findings] [--predictions FILE]\n";
+    "                    [--seed S] [--mask-findings] [--predictions FILE]\n"
+    "                    [--saliency gradcam|rollout|occlusion --boxes FILE]\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -56,7 +58,7 @@ static void on_progress(void *ctx, size_t done, size_t total)
 int cli_eval(int argc, char **argv)
 {
     const char *data = NULL, *model_dir = getenv("RADFUSE_MODEL"), *device = NULL, *layout_name = "auto";
-    const char *predictions = NULL;
+    const char *predictions = NULL, *boxes_file = NULL;
     long threads = 0, limit = 0, bootstrap = 1000, seed = 1;
     int json = 0;
     rf_eval_opts o;
@@ -76,6 +78,17 @@ int cli_eval(int argc, char **argv)
             o.split_file = VALUE(a);
         else if (strcmp(a, "--predictions") == 0)
             predictions = VALUE(a);
+        else if (strcmp(a, "--boxes") == 0)
+            boxes_file = VALUE(a);
+        else if (strcmp(a, "--saliency") == 0) {
+            const char *v = VALUE(a);
+            rf_saliency_method m;
+            rf_err e;
+            if (!rc && rf_saliency_method_parse(v, &m, &e))
+                rc = usage("%s", e.msg);
+            else if (!rc)
+                o.saliency = (int)m;
+        }
         else if (strcmp(a, "--layout") == 0)
             layout_name = VALUE(a);
         else if (strcmp(a, "--device") == 0)
@@ -118,6 +131,10 @@ int cli_eval(int argc, char **argv)
         return usage("%s", "no DATASET given");
     if (!model_dir)
         return usage("%s", "no model: give --model DIR or set RADFUSE_MODEL");
+    if (o.saliency && !boxes_file)
+        return usage("%s", "--saliency needs --boxes FILE (lung boxes, COCO json)");
+    if (boxes_file && !o.saliency)
+        return usage("%s", "--boxes needs --saliency gradcam|rollout|occlusion");
     o.limit = limit;
     o.bootstrap = (int)bootstrap;
     o.seed = (uint64_t)seed;
@@ -127,18 +144,29 @@ int cli_eval(int argc, char **argv)
     rf_dataset_layout layout;
     if (rf_dataset_layout_parse(layout_name, &layout, &err))
         return usage("%s", err.msg);
+    rf_eval_boxes boxes;
+    memset(&boxes, 0, sizeof boxes);
+    if (boxes_file) {
+        if (rf_eval_boxes_load(boxes_file, &boxes, &err))
+            return cli_fail("eval: %s", err.msg);
+        o.boxes = &boxes;
+    }
     rf_dataset *ds;
-    if (rf_dataset_open(&ds, data, layout, &err))
+    if (rf_dataset_open(&ds, data, layout, &err)) {
+        rf_eval_boxes_free(&boxes);
         return cli_fail("eval: %s", err.msg);
+    }
     rf_backend *be;
     if (cli_backend(&be, device, threads)) {
         rf_dataset_free(ds);
+        rf_eval_boxes_free(&boxes);
         return CLI_EXIT_FAIL;
     }
     rf_fusion *model;
     if (rf_fusion_load(&model, model_dir, be, &err)) {
         rf_dataset_free(ds);
         rf_backend_destroy(be);
+        rf_eval_boxes_free(&boxes);
         return cli_fail("eval: %s", err.msg);
     }
     progress prog = {0};
@@ -153,6 +181,11 @@ int cli_eval(int argc, char **argv)
         status = cli_fail("eval: %s", err.msg);
     } else if (json) {
         char *text = rf_eval_json(&r, model);
+        if (text && o.saliency) {
+            char *with = rf_eval_saliency_json(&r, text);
+            free(text);
+            text = with;
+        }
         if (!text) {
             status = cli_fail("eval: out of memory");
         } else {
@@ -162,6 +195,7 @@ int cli_eval(int argc, char **argv)
         }
     } else {
         rf_eval_print(&r, model, stdout);
+        rf_eval_saliency_print(&r, stdout);
     }
     if (!rc && predictions && status == CLI_EXIT_OK) {
         /* every row's probabilities per input set, written atomically */
@@ -181,5 +215,6 @@ int cli_eval(int argc, char **argv)
     rf_fusion_free(model);
     rf_backend_destroy(be);
     rf_dataset_free(ds);
+    rf_eval_boxes_free(&boxes);
     return status;
 }

@@ -58,6 +58,7 @@ void rf_eval_result_free(rf_eval_result *r)
     free(r->skipped);
     free(r->row);
     free(r->prob);
+    rf_eval_saliency_free(&r->saliency);
     memset(r, 0, sizeof *r);
 }
 
@@ -264,8 +265,8 @@ static int build_row(eval_ctx *c, size_t i, row_inputs *in, rf_err *err)
     return RF_OK;
 }
 
-/* The forward pass of one input set into probs[nlabels]. */
-static int forward_set(eval_ctx *c, const row_inputs *in, rf_eval_input set, float *probs, rf_err *err)
+/* The study of one input set. */
+static void set_study(eval_ctx *c, const row_inputs *in, rf_eval_input set, rf_fusion_study *out)
 {
     const rf_fusion_info *info = c->info;
     rf_fusion_study s;
@@ -292,6 +293,15 @@ static int forward_set(eval_ctx *c, const row_inputs *in, rf_eval_input set, flo
         s.labs = in->tokens;
         s.nlabs = in->ntokens;
     }
+    *out = s;
+}
+
+/* The forward pass of one input set into probs[nlabels]. */
+static int forward_set(eval_ctx *c, const row_inputs *in, rf_eval_input set, float *probs, rf_err *err)
+{
+    const rf_fusion_info *info = c->info;
+    rf_fusion_study s;
+    set_study(c, in, set, &s);
     rf_fusion_output fo;
     int rc = rf_fusion_forward(c->model, &s, &fo, err);
     if (!rc)
@@ -605,6 +615,8 @@ int rf_eval_run(rf_fusion *model, const rf_dataset *ds, const rf_eval_opts *opts
         if (!r->row || !r->prob)
             rc = rf_err_set(err, RF_ENOMEM, "out of memory for %zu rows", nrows);
     }
+    if (!rc && opts->saliency)
+        rc = rf_eval_saliency_begin(r, opts, nrows, err);
     double t0 = now_s();
     int sets = opts->mask_findings ? RF_EVAL_INPUT_COUNT : RF_EVAL_FUSED_MASKED;
     for (size_t j = 0; !rc && j < nrows; j++) {
@@ -621,6 +633,17 @@ int rf_eval_run(rf_fusion *model, const rf_dataset *ds, const rf_eval_opts *opts
                 }
                 if ((rc = forward_set(&c, &in, (rf_eval_input)s, p + (size_t)s * (size_t)info->nlabels, err)))
                     break;
+            }
+            /* saliency of a row positive for a finding target the model has a
+             * label for, on the fused inputs as `radfuse read` takes them */
+            if (!rc && opts->saliency) {
+                int want = 0;
+                for (int k = 0; k < rf_dataset_nfinding_targets(ds); k++)
+                    want |= rf_dataset_get(ds, rows[j])->targets[k] == RF_TARGET_POS &&
+                            label_for(info, rf_dataset_target_name(ds, k)) >= 0;
+                rf_fusion_study fs;
+                set_study(&c, &in, RF_EVAL_FUSED, &fs);
+                rc = rf_eval_saliency_row(model, ds, opts, r, r->rows_used, rows[j], want, &fs, &in.image, err);
             }
             if (!rc)
                 r->row[r->rows_used++] = rows[j];
@@ -662,6 +685,8 @@ int rf_eval_run(rf_fusion *model, const rf_dataset *ds, const rf_eval_opts *opts
     }
     if (!rc)
         rc = score_targets(&c, group, err);
+    if (!rc && opts->saliency)
+        rc = rf_eval_saliency_score(ds, opts, r, group, err);
     free(group);
     free(c.extra);
     return rc;

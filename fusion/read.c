@@ -284,25 +284,35 @@ static int fill_findings(const rf_fusion_info *info, const rf_fusion_output *fo,
  * order to result images, spans from the study's notes to the result's.
  * r->findings are still in label order here.
  */
-static int attach_saliency(rf_fusion *model, rf_saliency_method method, const rf_fusion_study *s,
-                           const rf_read_images *imgs, const size_t *note_of, rf_read_result *r, rf_err *err)
+int rf_read_saliency(rf_fusion *model, int method, const rf_fusion_study *s, const rf_read_image *images, size_t n,
+                     rf_saliency_result *out, rf_err *err)
 {
-    int *rows = calloc(imgs->count ? imgs->count : 1, sizeof *rows);
-    int *cols = calloc(imgs->count ? imgs->count : 1, sizeof *cols);
+    memset(out, 0, sizeof *out);
+    int *rows = calloc(n ? n : 1, sizeof *rows);
+    int *cols = calloc(n ? n : 1, sizeof *cols);
     if (!rows || !cols) {
         free(rows);
         free(cols);
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < imgs->count; i++) {
-        rows[i] = imgs->images[i].rows;
-        cols[i] = imgs->images[i].cols;
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = images[i].rows;
+        cols[i] = images[i].cols;
     }
     rf_saliency_opts o;
     rf_saliency_opts_init(&o);
-    o.method = method;
+    o.method = (rf_saliency_method)method;
+    int rc = rf_saliency_run(model, s, rows, cols, &o, out, err);
+    free(rows);
+    free(cols);
+    return rc;
+}
+
+static int attach_saliency(rf_fusion *model, rf_saliency_method method, const rf_fusion_study *s,
+                           const rf_read_images *imgs, const size_t *note_of, rf_read_result *r, rf_err *err)
+{
     rf_saliency_result sr;
-    int rc = rf_saliency_run(model, s, rows, cols, &o, &sr, err);
+    int rc = rf_read_saliency(model, (int)method, s, imgs->images, imgs->count, &sr, err);
     for (int j = 0; !rc && j < sr.nfindings; j++) {
         rf_saliency_finding *sf = &sr.findings[j];
         if (sf->label < 0 || (size_t)sf->label >= r->nfindings)
@@ -324,8 +334,6 @@ static int attach_saliency(rf_fusion *model, rf_saliency_method method, const rf
         sf->nspans = 0;
     }
     rf_saliency_result_free(&sr);
-    free(rows);
-    free(cols);
     return rc;
 }
 

@@ -168,6 +168,11 @@ typedef struct rf_eval_opts {
     uint64_t seed;
     int mask_findings;       /* also read with the findings' names masked out of the notes */
     int threads;             /* preprocessing threads; 0: one per core */
+    /* saliency against lung boxes (datasets/eval_saliency.c): the method
+     * (rf_saliency_method; 0: none) and the boxes; rows positive for a
+     * finding target and with boxes get the maps `radfuse read` makes */
+    int saliency;
+    const struct rf_eval_boxes *boxes;
     /* called after every row (may be NULL): rows done of total */
     void (*progress)(void *ctx, size_t done, size_t total);
     void *progress_ctx;
@@ -209,6 +214,92 @@ typedef struct rf_eval_failure {
     char *error;             /* the reason, without the path */
 } rf_eval_failure;
 
+/* ---- saliency against lung boxes (datasets/eval_saliency.c) ---- */
+
+/* A box in an image's pixels: columns [x, x + w), rows [y, y + h). */
+typedef struct rf_eval_box {
+    double x, y, w, h;
+} rf_eval_box;
+
+typedef struct rf_eval_boxes_image {
+    char *file_name;
+    int width, height;       /* the grid the boxes are given on */
+    rf_eval_box *boxes;
+    int nboxes;
+} rf_eval_boxes_image;
+
+typedef struct rf_eval_boxes {
+    rf_eval_boxes_image *images; /* sorted by file_name; those without a box are dropped */
+    size_t count;
+} rf_eval_boxes;
+
+/*
+ * Boxes of a COCO json file (images: id, file_name, width, height;
+ * annotations: image_id, bbox [x, y, w, h]; every category counts, e.g. the
+ * right and the left lung). Refused with one line naming the file: not a
+ * JSON object (or text after it), over 64 MiB, a missing or mistyped field,
+ * a width or height not in [1, 65535], a box not of four finite numbers with
+ * w, h >= 0, an annotation of an unknown image, two images of one id or one
+ * file name, a file name with a '/' or a control byte.
+ */
+int rf_eval_boxes_load(const char *path, rf_eval_boxes *out, rf_err *err);
+int rf_eval_boxes_parse(const char *name, const char *text, size_t len, rf_eval_boxes *out, rf_err *err);
+void rf_eval_boxes_free(rf_eval_boxes *b);
+/* The image of that file name, or NULL. */
+const rf_eval_boxes_image *rf_eval_boxes_find(const rf_eval_boxes *b, const char *file_name);
+
+/*
+ * The union of an image's boxes on a rows x cols grid: mask[r * cols + c]
+ * is 1 when the pixel's centre (c + 0.5, r + 0.5), taken to the boxes' grid
+ * (scaled by width / cols and height / rows), lies in a box. Returns the
+ * number of pixels inside. (Integer boxes on their own grid: a box covers
+ * w * h pixels.)
+ */
+size_t rf_eval_boxes_mask(const rf_eval_boxes_image *im, int rows, int cols, unsigned char *mask);
+
+/*
+ * The fraction of a map's mass inside mask (sum of values inside over the
+ * sum of all values, negatives as 0; NaN for an all-zero map), and whether
+ * its peak lies inside (*hit).
+ */
+double rf_eval_mass_inside(const float *map, const unsigned char *mask, int rows, int cols, int peak_row,
+                           int peak_col, int *hit);
+
+/* Percentile bootstrap interval of the mean of v (n rows) resampling
+ * groups as rf_eval_auroc_ci does (the same draws for the same seed and
+ * groups); used counts the resamples (all). */
+int rf_eval_mean_ci(const double *v, const int *group, size_t n, int resamples, uint64_t seed, double level,
+                    rf_eval_ci *out, rf_err *err);
+
+/* One finding target's saliency figures over its positive rows with boxes
+ * (rows with an all-zero map are counted in empty and left out). */
+typedef struct rf_eval_saliency_target {
+    char *name;
+    int label;
+    long n, empty;
+    double mass_inside, uniform_mass;    /* means over the rows */
+    double pointing, uniform_pointing;   /* hit rate; the box area fraction */
+    rf_eval_ci mass_ci, pointing_ci;     /* bootstrap by patient */
+    double excess;                       /* mass_inside - uniform_mass */
+    rf_eval_ci excess_ci;                /* paired: the same resamples */
+} rf_eval_saliency_target;
+
+typedef struct rf_eval_saliency {
+    int method;              /* rf_saliency_method; 0: not asked */
+    size_t rows_with_boxes;  /* used rows with boxes */
+    size_t rows_mapped;      /* of those, positive for a finding target: the maps made */
+    size_t rows_rescaled;    /* boxes given on another grid than the image's */
+    /* per used row (r->rows_used): the uniform share (NaN: no map made), and
+     * per label the mass inside and the peak's hit (NaN / -1: none) */
+    double *uniform;
+    double *mass;
+    signed char *hit;
+    int ntargets;
+    rf_eval_saliency_target *targets;
+    rf_eval_saliency_target overall; /* every (target, row) pair pooled */
+    double seconds;
+} rf_eval_saliency;
+
 typedef struct rf_eval_result {
     char *layout;            /* the dataset's layout name */
     char *split;             /* where the subset's sides came from: "file" (split_file), the built-in
@@ -241,6 +332,7 @@ typedef struct rf_eval_result {
     size_t *row;
     float *prob;
     double seconds;          /* wall time of the reading */
+    rf_eval_saliency saliency; /* with opts->saliency */
 } rf_eval_result;
 
 /*
@@ -267,6 +359,12 @@ char *rf_eval_json(const rf_eval_result *r, const struct rf_fusion *model);
 char *rf_eval_predictions_csv(const rf_eval_result *r, const struct rf_fusion *model, const struct rf_dataset *ds);
 /* The readable tables. */
 void rf_eval_print(const rf_eval_result *r, const struct rf_fusion *model, FILE *f);
+
+/* rf_eval_json's object (json) with "saliency" added (docs/eval.md);
+ * malloc'd, NULL when out of memory or json is not an object. */
+char *rf_eval_saliency_json(const rf_eval_result *r, const char *json);
+/* The saliency table. */
+void rf_eval_saliency_print(const rf_eval_result *r, FILE *f);
 
 #ifdef __cplusplus
 }

@@ -104,6 +104,16 @@ int rf_read_note_usable(const char *text, size_t len);
  * date is missing or invalid. */
 int rf_read_study_time(const char *study_date, const char *study_time, rf_time *t);
 
+/* The saliency rf_read computes for the study s made of images[0..n) (maps
+ * on their original grids): rf_saliency_run with the default options and
+ * method (rf_saliency_method), into *out (free it with
+ * rf_saliency_result_free, also after a failure). radfuse eval calls it so
+ * that its maps are the read's. */
+struct rf_fusion_study;
+struct rf_saliency_result;
+int rf_read_saliency(struct rf_fusion *model, int method, const struct rf_fusion_study *s,
+                     const rf_read_image *images, size_t n, struct rf_saliency_result *out, rf_err *err);
+
 /* ---- the whole read (fusion/read.c) ---- */
 
 /*
