@@ -504,6 +504,12 @@ static int figures(const rf_eval_opts *o, const rf_eval_result *r, const size_t 
         n++;
     }
     t->n = (long)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < i && g[j] != g[i])
+            j++;
+        t->patients += j == i;
+    }
     if (n == 0)
         goto done;
     t->mass_inside = sm / n;
@@ -586,6 +592,7 @@ static cJSON *pair(const rf_eval_ci *ci)
 static void target_json(cJSON *o, const rf_eval_saliency_target *t)
 {
     cJSON_AddNumberToObject(o, "n", (double)t->n);
+    cJSON_AddNumberToObject(o, "patients", (double)t->patients);
     cJSON_AddItemToObject(o, "mass_inside", num(t->mass_inside));
     cJSON_AddItemToObject(o, "mass_inside_ci", pair(&t->mass_ci));
     cJSON_AddItemToObject(o, "uniform_mass", num(t->uniform_mass));
@@ -656,8 +663,8 @@ static void target_line(FILE *f, int w, const rf_eval_saliency_target *t)
     fmt_signed_ci(xci, sizeof xci, &t->excess_ci);
     fmt(p, sizeof p, t->pointing);
     fmt_ci(pci, sizeof pci, &t->pointing_ci);
-    fprintf(f, "%-*.*s  %4ld  %6s  %-13s  %7s  %6s  %-16s  %8s  %-13s  %5ld\n", w, w, t->name, t->n, m, mci, u, x, xci, p,
-            pci, t->empty);
+    fprintf(f, "%-*.*s  %4ld  %8ld  %6s  %-13s  %7s  %6s  %-16s  %8s  %-13s  %5ld\n", w, w, t->name, t->n, t->patients, m,
+            mci, u, x, xci, p, pci, t->empty);
 }
 
 void rf_eval_saliency_print(const rf_eval_result *r, FILE *f)
@@ -677,7 +684,7 @@ void rf_eval_saliency_print(const rf_eval_result *r, FILE *f)
             sal->rows_rescaled, sal->seconds);
     fprintf(f, "(mass: the map's share inside the boxes; uniform: the boxes' area fraction, a uniform map's share and "
                "pointing rate; 95%% CI by patient)\n");
-    fprintf(f, "%-*s  %4s  %6s  %-13s  %7s  %6s  %-16s  %8s  %-13s  %5s\n", w, "target", "n", "mass", "95% CI", "uniform",
+    fprintf(f, "%-*s  %4s  %8s  %6s  %-13s  %7s  %6s  %-16s  %8s  %-13s  %5s\n", w, "target", "n", "patients", "mass", "95% CI", "uniform",
             "excess", "95% CI", "pointing", "95% CI", "empty");
     for (int k = 0; k < sal->ntargets; k++)
         target_line(f, w, &sal->targets[k]);

@@ -601,7 +601,7 @@ static void check_runs(rf_backend *be, const char *model_dir, const char *data, 
                        "%.3f, uniform pointing %.4f, excess %.4f [%.4f, %.4f]\n",
                        where, scale, t->name, t->n, t->mass_inside, t->mass_ci.lo, t->mass_ci.hi, t->uniform_mass,
                        t->pointing, t->uniform_pointing, t->excess, t->excess_ci.lo, t->excess_ci.hi);
-                CHECK(t->n == (k < 2 ? 4 : 8) && t->empty == 0);
+                CHECK(t->n == (k < 2 ? 4 : 8) && t->empty == 0 && t->patients == 3);
                 CHECKF(fabs(t->uniform_mass - uni) < 1e-12 && fabs(t->uniform_pointing - uni) < 1e-12,
                        "uniform %.15g, expected %.15g", t->uniform_mass, uni);
                 CHECK(t->mass_ci.lo <= t->mass_inside && t->mass_inside <= t->mass_ci.hi);

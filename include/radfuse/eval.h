@@ -277,6 +277,7 @@ typedef struct rf_eval_saliency_target {
     char *name;
     int label;
     long n, empty;
+    long patients;                       /* distinct patients of the n rows */
     double mass_inside, uniform_mass;    /* means over the rows */
     double pointing, uniform_pointing;   /* hit rate; the box area fraction */
     rf_eval_ci mass_ci, pointing_ci;     /* bootstrap by patient */
