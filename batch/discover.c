@@ -1,7 +1,7 @@
 /*
  * The export of a batch: every DICOM instance under the root (rf_inputs:
  * trees, DICOMDIRs, zip files) grouped by StudyInstanceUID across the whole
- * export (rf_studies), one study wherever its instances lie; notes and labs
+ * export, one study wherever its instances lie; notes and labs
  * paired by a manifest CSV or by the folder convention (docs/batch.md).
  */
 #include <dirent.h>
@@ -15,7 +15,6 @@
 
 #include "batch/batch_internal.h"
 #include "radfuse/dicom_input.h"
-#include "radfuse/study.h"
 #include "runtime/fileio.h"
 #include "runtime/sha256.h"
 #include "text/csv.h"
@@ -435,6 +434,32 @@ static int read_manifest(const char *path, const char *root, bt_export *ex, int 
 
 /* ---- discovery ---- */
 
+typedef struct bt_inst {
+    char *study, *sop, *accession;
+    size_t item; /* in the listing */
+} bt_inst;
+
+static int cmp_inst(const void *a, const void *b)
+{
+    const bt_inst *x = a, *y = b;
+    int c = strcmp(x->study, y->study);
+    if (!c)
+        c = strcmp(x->sop, y->sop);
+    return c ? c : x->item < y->item ? -1 : x->item > y->item;
+}
+
+/* An instance without the UIDs that place it cannot be part of a study (as rf_studies_add says). */
+static int placeable(const char *name, const rf_dicom_image *img, rf_err *err)
+{
+    if (!img->study_uid[0])
+        return rf_err_set(err, RF_EFORMAT, "%s: no StudyInstanceUID (0020,000D): cannot be placed in a study", name);
+    if (!img->series_uid[0])
+        return rf_err_set(err, RF_EFORMAT, "%s: no SeriesInstanceUID (0020,000E): cannot be placed in a study", name);
+    if (!img->sop_uid[0])
+        return rf_err_set(err, RF_EFORMAT, "%s: no SOPInstanceUID (0008,0018): cannot be placed in a study", name);
+    return RF_OK;
+}
+
 static int cmp_study(const void *a, const void *b)
 {
     return strcmp(((const bt_study *)a)->uid, ((const bt_study *)b)->uid);
@@ -525,14 +550,14 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
     if (rc)
         return rc;
     size_t nitems = rf_inputs_count(in);
-    size_t *item_of = calloc(nitems ? nitems : 1, sizeof *item_of);
+    /* what grouping needs of each instance (the read groups a study's own again) */
+    bt_inst *inst = calloc(nitems ? nitems : 1, sizeof *inst);
+    size_t ninst = 0;
     /* items that failed: reported after pairing, unless they are notes or labs */
     size_t *bad = calloc(nitems ? nitems : 1, sizeof *bad);
     char **bad_reason = calloc(nitems ? nitems : 1, sizeof *bad_reason);
     size_t nbad = 0;
-    rf_studies s;
-    rf_studies_init(&s);
-    if (!item_of || !bad || !bad_reason)
+    if (!inst || !bad || !bad_reason)
         rc = rf_err_set(err, RF_ENOMEM, "out of memory listing %s", root);
     read_chunk c = {.in = in};
     c.img = calloc(BT_CHUNK, sizeof *c.img);
@@ -576,12 +601,20 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
             }
             if (c.rc[k] == -1)
                 c.rc[k] = rf_inputs_read(in, i, RF_DICOM_ATTRS | RF_DICOM_NO_PIXELS_OK, img, e);
-            if (c.rc[k] || rf_studies_add(&s, item->name, img, NULL, e)) {
+            if (!c.rc[k] && (c.rc[k] = placeable(item->name, img, e)) == 0) {
+                bt_inst *t = &inst[ninst];
+                t->item = i;
+                t->study = strdup(img->study_uid);
+                t->sop = strdup(img->sop_uid);
+                t->accession = img->accession_number[0] ? strdup(img->accession_number) : NULL;
+                ninst++;
+                if (!t->study || !t->sop || (img->accession_number[0] && !t->accession))
+                    rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+            }
+            if (!rc && c.rc[k]) {
                 if (!(bad_reason[nbad] = strdup(without_name(e->msg, item->name))))
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                 bad[nbad++] = i;
-            } else {
-                item_of[s.ninst - 1] = i;
             }
             rf_dicom_image_free(img);
         }
@@ -590,27 +623,32 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
     free(c.rc);
     free(c.err);
     free(th);
-    if (!rc)
-        rc = rf_studies_build(&s, err);
-    if (!rc && s.nstudies && !(ex->studies = calloc(s.nstudies, sizeof *ex->studies)))
+    /* studies: runs of one StudyInstanceUID; an instance counted once per SOPInstanceUID */
+    if (!rc && ninst)
+        qsort(inst, ninst, sizeof *inst, cmp_inst);
+    size_t nst = 0;
+    for (size_t j = 0; j < ninst; j++)
+        nst += j == 0 || strcmp(inst[j].study, inst[j - 1].study) != 0;
+    if (!rc && nst && !(ex->studies = calloc(nst, sizeof *ex->studies)))
         rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-    for (size_t k = 0; !rc && k < s.nstudies; k++) {
-        bt_study *st = &ex->studies[ex->n++];
-        st->prior = -1;
-        if (!(st->uid = strdup(s.studies[k].uid)))
-            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-        else
+    bt_study *st = NULL;
+    for (size_t j = 0; !rc && j < ninst; j++) {
+        const bt_inst *t = &inst[j];
+        if (j == 0 || strcmp(t->study, inst[j - 1].study) != 0) {
+            st = &ex->studies[ex->n++];
+            st->prior = -1;
+            if (!(st->uid = strdup(t->study))) {
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                break;
+            }
             rf_batch_key(st->uid, st->key);
-        st->shard_hit = rf_batch_shard_of(st->uid, nshards) == shard;
-    }
-    for (size_t j = 0; !rc && j < s.ninst; j++) {
-        const rf_instance *inst = &s.inst[j];
-        bt_study *st = &ex->studies[inst->study];
-        if (inst->duplicate_of < 0)
+            st->shard_hit = rf_batch_shard_of(st->uid, nshards) == shard;
+        }
+        if (j == 0 || st->instances == 0 || strcmp(t->sop, inst[j - 1].sop) != 0)
             st->instances++;
-        const rf_input *item = rf_inputs_at(in, item_of[j]);
-        if (!st->accession && inst->attrs.accession_number[0] && !(st->accession = strdup(inst->attrs.accession_number)))
+        if (!st->accession && t->accession && !(st->accession = strdup(t->accession)))
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        const rf_input *item = rf_inputs_at(in, t->item);
         if (item->kind == RF_INPUT_ZIP_ENTRY) {
             /* read from the listing for the study's read (stage_read.c): giving the read the
              * archive would list every entry of it again for each of its studies */
@@ -618,9 +656,18 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
             if (!nz)
                 rc = rf_err_set(err, RF_ENOMEM, "out of memory");
             else
-                (st->zip_items = nz)[st->nzip++] = item_of[j];
-        } else if (item->path && push_str(&st->paths, &st->npaths, item->path)) {
-            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+                (st->zip_items = nz)[st->nzip++] = t->item;
+        } else if (item->path) {
+            /* each file is one item of the listing: no duplicates to look for */
+            char **np = realloc(st->paths, (size_t)(st->npaths + 1) * sizeof *np);
+            if (!np || !(np[st->npaths] = strdup(item->path))) {
+                if (np)
+                    st->paths = np;
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+            } else {
+                st->paths = np;
+                st->npaths++;
+            }
         }
     }
     if (!rc && ex->n)
@@ -655,8 +702,12 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
         free(bad_reason[b]);
     free(bad_reason);
     free(bad);
-    free(item_of);
-    rf_studies_free(&s);
+    for (size_t j = 0; j < ninst; j++) {
+        free(inst[j].study);
+        free(inst[j].sop);
+        free(inst[j].accession);
+    }
+    free(inst);
     ex->in = in;
     pthread_mutex_init(&ex->zip_mu, NULL);
     if (rc)
