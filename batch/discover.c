@@ -339,6 +339,18 @@ static int add_paths(char ***v, int *n, const char *field, const char *base)
     return 0;
 }
 
+typedef struct acc_ref {
+    const char *acc;
+    size_t study;
+} acc_ref;
+
+static int cmp_acc(const void *a, const void *b)
+{
+    const acc_ref *x = a, *y = b;
+    int c = strcmp(x->acc, y->acc);
+    return c ? c : x->study < y->study ? -1 : x->study > y->study;
+}
+
 static int read_manifest(const char *path, const char *root, bt_export *ex, int shard, int nshards, rf_err *err)
 {
     char *data = NULL;
@@ -373,6 +385,16 @@ static int read_manifest(const char *path, const char *root, bt_export *ex, int 
     if (!rc && col[C_UID] < 0 && col[C_ACC] < 0)
         rc = rf_err_set(err, RF_EFORMAT, "%s: the header has neither study_instance_uid nor accession_number", path);
     size_t ncols = csv.nfields;
+    /* the studies that have an accession number, sorted by it */
+    acc_ref *by_acc = calloc(ex->n ? ex->n : 1, sizeof *by_acc);
+    size_t nacc = 0;
+    if (!rc && !by_acc)
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < ex->n; i++)
+        if (ex->studies[i].accession)
+            by_acc[nacc++] = (acc_ref){ex->studies[i].accession, i};
+    if (nacc)
+        qsort(by_acc, nacc, sizeof *by_acc, cmp_acc);
     while (!rc) {
         rc = text_csv_read(&csv, &got, err);
         if (rc || !got)
@@ -388,12 +410,20 @@ static int read_manifest(const char *path, const char *root, bt_export *ex, int 
         int many = 0;
         if (uid[0]) {
             hit = find_uid(ex, uid);
-        } else if (acc[0]) {
-            for (size_t i = 0; i < ex->n; i++)
-                if (ex->studies[i].accession && strcmp(ex->studies[i].accession, acc) == 0) {
-                    many += hit >= 0;
-                    hit = (long)i;
-                }
+        } else if (acc[0] && nacc) {
+            /* the first of the studies with this accession number, and whether there are more */
+            size_t lo = 0, hi = nacc;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (strcmp(by_acc[mid].acc, acc) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < nacc && strcmp(by_acc[lo].acc, acc) == 0) {
+                hit = (long)by_acc[lo].study;
+                many = lo + 1 < nacc && strcmp(by_acc[lo + 1].acc, acc) == 0;
+            }
         }
         char where[64];
         snprintf(where, sizeof where, "manifest line %zu", csv.line);
@@ -428,6 +458,7 @@ static int read_manifest(const char *path, const char *root, bt_export *ex, int 
         }
     }
     text_csv_free(&csv);
+    free(by_acc);
     free(data);
     return rc;
 }
