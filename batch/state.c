@@ -285,38 +285,52 @@ static int reconcile(bt_state *st, rf_err *err)
         }
         got += (size_t)n;
     }
-    size_t complete = tail;
-    while (complete > 0 && buf[complete - 1] != '\n')
-        complete--;
+    /* the whole lines that are results; the first that is not (a torn write of a power
+     * loss), a partial last line and everything after them were never recorded: cut */
+    size_t good = 0, nuids = 0;
+    char **uids = NULL;
     int rc = RF_OK;
-    if (complete < tail) {
-        /* a line whose append was cut short: it was never recorded */
-        if (ftruncate(st->fd, end + (off_t)complete) != 0 || fsync(st->fd) != 0)
-            rc = rf_err_set(err, RF_EIO, "%s: cannot cut a partial last line: %s", path, strerror(errno));
-    }
-    if (!rc && complete)
-        rc = exec(st, "BEGIN IMMEDIATE", err);
-    for (size_t p = 0; !rc && p < complete;) {
-        char *nl = memchr(buf + p, '\n', complete - p);
-        size_t len = (size_t)(nl - (buf + p)) + 1;
-        char *uid = line_uid(buf + p, len - 1);
-        if (!uid) {
-            rc = rf_err_set(err, RF_EFORMAT, "%s: byte %lld: not a result line", path, end + (long long)p);
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    while (good < tail) {
+        char *nl = memchr(buf + good, '\n', tail - good);
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - (buf + good)) + 1;
+        char *uid = line_uid(buf + good, len - 1);
+        if (!uid)
+            break;
+        char **nu = realloc(uids, (nuids + 1) * sizeof *uids);
+        if (!nu) {
+            free(uid);
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
             break;
         }
+        uids = nu;
+        uids[nuids++] = uid;
+        good += len;
+    }
+    if (!rc && good < tail) {
+        if (ftruncate(st->fd, end + (off_t)good) != 0 || fsync(st->fd) != 0)
+            rc = rf_err_set(err, RF_EIO, "%s: cannot cut an unrecorded partial line: %s", path, strerror(errno));
+    }
+    if (!rc && nuids)
+        rc = exec(st, "BEGIN IMMEDIATE", err);
+    size_t p = 0;
+    for (size_t i = 0; !rc && i < nuids; i++) {
+        size_t len = (size_t)((char *)memchr(buf + p, '\n', good - p) - (buf + p)) + 1;
         char key[17];
-        rf_batch_key(uid, key);
-        rc = put_study(st, key, uid, "done", end + (long long)p, (long long)len, NULL, NULL, err);
+        rf_batch_key(uids[i], key);
+        rc = put_study(st, key, uids[i], "done", end + (long long)p, (long long)len, NULL, NULL, err);
         if (rc)
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        free(uid);
         p += len;
     }
-    if (!rc && complete)
+    if (!rc && nuids)
         rc = exec(st, "COMMIT", err);
+    for (size_t i = 0; i < nuids; i++)
+        free(uids[i]);
+    free(uids);
     free(buf);
-    st->size = end + (off_t)complete;
+    st->size = end + (off_t)good;
     return rc;
 }
 

@@ -5,10 +5,10 @@
 # each followed by a restart of the same command, then a restart left to complete; then
 # results.jsonl has each study exactly once, every study has its folder, no temporary file
 # or folder is left, and the probabilities and failures equal those of an uninterrupted run.
-# Then the reconciliation cases one by one: a partial last line is cut, a line whose state
-# commit was lost is recorded (not repeated), leftovers of unfinished writes are removed, a
-# results.jsonl shorter than the state says is refused, and so is a directory another batch
-# holds.
+# Then the reconciliation cases one by one: a torn write and a partial last line are cut, a
+# line whose state commit was lost is recorded (not repeated), leftovers of unfinished writes
+# are removed, a results.jsonl shorter than the state says is refused, and so is a directory
+# another batch holds.
 name=test_batch_kill
 source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
 
@@ -67,13 +67,14 @@ check "at least 5 of them in the middle of the pipeline ($progressed)" test "$pr
 # reconciliation, case by case, on a completed directory
 out=$tmp/out1
 count_done() { sqlite3 "$out/state.sqlite" "SELECT count(*) FROM studies WHERE status = 'done'"; }
-# a partial last line (a kill in the middle of an append) and leftovers of unfinished writes
-printf '{"schema_version":"1.0","study":{"study_instance_uid":"1.2.3' >>"$out/results.jsonl"
+# a torn write (zeros, as a power loss may leave past the last fsync), a partial last line
+# (a kill in the middle of an append) and leftovers of unfinished writes
+printf '\0\0\0\0\0\0\n{"schema_version":"1.0","study":{"study_instance_uid":"1.2.3' >>"$out/results.jsonl"
 mkdir -p "$out/studies/0123456789abcdef.tmp/overlays"
 echo x >"$out/studies/0123456789abcdef.tmp/result.json.tmp.999"
 echo x >"$out/errors.jsonl.tmp.12345"
 "$bin" batch "$root" --out "$out" "${opts[@]}" >/dev/null 2>&1
-check "a partial last line is cut, leftovers removed" py "$checker" once "$out" --studies 48
+check "a torn write and a partial last line are cut, leftovers removed" py "$checker" once "$out" --studies 48
 check "... and the results are as before" py "$checker" same "$out" "$tmp/ref"
 # a line whose state commit was lost (a kill between the fsync and the commit)
 last_uid=$(tail -n 1 "$out/results.jsonl" | py -c "import json,sys; print(json.load(sys.stdin)['study']['study_instance_uid'])")
