@@ -481,39 +481,47 @@ class Fusion(nn.Module):
             out[n] = self.text_proj(torch.cat([doc[None], toks])) + self.modality[TXT_I]
         return out
 
-    def forward(self, px, has_image, notes, labs):
+    def forward(self, px, has_image, notes, labs, modes=None):
         """px [B, 3, S, S]; has_image [B] bool; notes: B content-id lists or None; labs: B lists
-        of [lab, 8 features] (empty: absent). Returns logits [B, K] (before temperatures)."""
+        of [lab, 8 features] (empty: absent). Returns logits [B, K] (before temperatures).
+        modes: None, or M triples (image, note, labs) of B bools each saying which of the row's
+        inputs that pass gives; the encoders run once and the fusion once per mode, and the
+        result is [M, B, K] (several input sets of one batch at the cost of one encoding)."""
         device, B = self.cls.device, len(notes)
         img = self.image_tokens(px[has_image]) if has_image.any() else None
         txt = self.text_rows(notes, device)
-        seqs, k = [], 0
+        imgs, k = [], 0
         for b in range(B):
-            rows = [self.cls[None]]
-            if has_image[b]:
-                rows.append(img[k])
-                k += 1
-            else:
-                rows.append(self.absent[IMG_I][None])
-            rows.append(self.absent[PRI_I][None])
-            rows.append(txt[b] if txt[b] is not None else self.absent[TXT_I][None])
+            imgs.append(img[k] if has_image[b] else None)
+            k += int(bool(has_image[b]))
+        labt = []
+        for b in range(B):
             if labs[b]:
                 L = torch.tensor(labs[b], dtype=torch.float32, device=device)
-                ids = L[:, 0].long()
-                rows.append(self.lab_code[ids] + self.lab_value(L[:, 1:]) + self.modality[LAB_I])
+                labt.append(self.lab_code[L[:, 0].long()] + self.lab_value(L[:, 1:]) + self.modality[LAB_I])
             else:
-                rows.append(self.absent[LAB_I][None])
-            seqs.append(torch.cat(rows))
+                labt.append(None)
+        all_on = [True] * B
+        seqs = []
+        for mi, mt, ml in (modes or [(all_on, all_on, all_on)]):
+            for b in range(B):
+                rows = [self.cls[None]]
+                rows.append(imgs[b] if imgs[b] is not None and mi[b] else self.absent[IMG_I][None])
+                rows.append(self.absent[PRI_I][None])
+                rows.append(txt[b] if txt[b] is not None and mt[b] else self.absent[TXT_I][None])
+                rows.append(labt[b] if labt[b] is not None and ml[b] else self.absent[LAB_I][None])
+                seqs.append(torch.cat(rows))
         T = max(s.shape[0] for s in seqs)
         D = FUSION["hidden"]
-        x = torch.zeros(B, T, D, device=device)
-        mask = torch.zeros(B, T, dtype=torch.bool, device=device)
+        x = torch.zeros(len(seqs), T, D, device=device)
+        mask = torch.zeros(len(seqs), T, dtype=torch.bool, device=device)
         for b, s in enumerate(seqs):
             x[b, :s.shape[0]] = s
             mask[b, :s.shape[0]] = True
         for blk in self.blocks:
             x = blk(x, mask)
-        return self.head(self.norm(x[:, 0]))
+        out = self.head(self.norm(x[:, 0]))
+        return out if modes is None else out.view(len(modes), B, -1)
 
     def fusion_tensors(self):
         m = {"fusion.cls_token": self.cls, "fusion.modality_embed": self.modality,
@@ -587,17 +595,17 @@ def normalize(x):  # [B, 1, S, S] in [0, 1] -> [B, 3, S, S]
     return ((x - MEAN) / STD).expand(-1, 3, -1, -1)
 
 
-def pretrain_text(bert, meta, train_idx, steps, device, log):
+def pretrain_text(bert, meta, train_idx, steps, device, log, lr0=5e-4):
     """Masked-language modelling (15%: 80% [MASK], 10% random, 10% kept) on the reports and the
     training split's notes, one window of at most positions - 2 tokens each."""
     texts = [t for t in meta["reports"] if t] + [meta["notes"][i] for i in train_idx if meta["notes"][i]]
     head = MLMHead(bert).to(device)
-    opt = torch.optim.AdamW(list(bert.parameters()) + list(head.parameters()), lr=5e-4, weight_decay=0.01)
+    opt = torch.optim.AdamW(list(bert.parameters()) + list(head.parameters()), lr=lr0, weight_decay=0.01)
     W, V, Bs = BERT["positions"] - 2, meta["vocab_size"], 32
     rng = random.Random(1)
     t0 = time.time()
     for step in range(steps):
-        lr = 5e-4 * min(1, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        lr = lr0 * min(1, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for g in opt.param_groups:
             g["lr"] = lr
         batch = []
@@ -632,41 +640,50 @@ def pretrain_text(bert, meta, train_idx, steps, device, log):
             log(f"mlm step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
 
 
-def run_batch(model, meta, images, idx, device, train, gen, drop):
+def run_batch(model, meta, images, idx, device, train, gen, drop, aux):
+    """Training logits [M, B, K]: first the fused pass with modality dropout (each input of a
+    row replaced by its absent token with the probabilities drop), then, when aux, the image-,
+    note- and labs-only passes of the same rows, so that every single-input path the ablation
+    reads is trained and the fused pass has to do better than each."""
     x = torch.from_numpy(images[idx].astype(np.float32))[:, None].to(device)
     if train:
         x = augment(x, gen)
     px = normalize(x)
     B = len(idx)
-    has_image = torch.ones(B, dtype=torch.bool)
     notes = [meta["notes"][i] for i in idx]
     labs = [meta["labs"][i] for i in idx]
-    if train and drop:
-        r = torch.rand(B, 3, generator=gen)
-        for b in range(B):
-            if r[b, 0] < drop[0]:
-                has_image[b] = False
-            if r[b, 1] < drop[1]:
-                notes[b] = None
-            if r[b, 2] < drop[2]:
-                labs[b] = []
-    return model(px, has_image.to(device), notes, labs)
+    r = torch.rand(B, 3, generator=gen)
+    on = [[bool(r[b, m] >= drop[m]) for b in range(B)] for m in range(3)]
+    modes = [tuple(on)]
+    if aux:
+        t, f = [True] * B, [False] * B
+        modes += [(t, f, f), (f, t, f), (f, f, t)]
+    return model(px, torch.ones(B, dtype=torch.bool).to(device), notes, labs, modes)
 
 
 def predict(model, meta, images, idx, device, mode="fused", bs=32):
-    """Logits of rows idx with the inputs of mode: fused (every input the row has), image, text, labs."""
+    """Logits of rows idx with the inputs of mode: fused (every input the row has), image, text,
+    labs; or mode "all": a dict of the four from one encoding."""
     model.eval()
-    out = []
+    names = ("fused", "image", "text", "labs")
+    out = {m: [] for m in names}
     with torch.no_grad():
         for s in range(0, len(idx), bs):
             ii = idx[s:s + bs]
             x = normalize(torch.from_numpy(images[ii].astype(np.float32))[:, None].to(device))
             B = len(ii)
-            has_image = torch.full((B,), mode in ("fused", "image"), dtype=torch.bool)
-            notes = [meta["notes"][i] if mode in ("fused", "text") else None for i in ii]
-            labs = [meta["labs"][i] if mode in ("fused", "labs") else [] for i in ii]
-            out.append(model(x, has_image.to(device), notes, labs).double().cpu())
-    return torch.cat(out).numpy()
+            t, f = [True] * B, [False] * B
+            modes = {"fused": (t, t, t), "image": (t, f, f), "text": (f, t, f), "labs": (f, f, t)}
+            want = names if mode == "all" else (mode,)
+            notes = [meta["notes"][i] for i in ii]
+            labs = [meta["labs"][i] for i in ii]
+            has_image = torch.full((B,), any(modes[m][0][0] for m in want), dtype=torch.bool)
+            L = model(x, has_image.to(device), notes, labs, [modes[m] for m in want]).double().cpu()
+            for j, m in enumerate(want):
+                out[m].append(L[j])
+    if mode == "all":
+        return {m: torch.cat(out[m]).numpy() for m in names}
+    return torch.cat(out[mode]).numpy()
 
 
 def aurocs(Y, L):
@@ -692,30 +709,63 @@ def cmd_fit(a):
     meta = json.loads((cache / "meta.json").read_text())
     set_special(meta["vocab"])
     images = np.load(cache / "images.npy")
-    tr = [r["index"] for r in meta["rows"] if r["split"] == "train"]
-    va = [r["index"] for r in meta["rows"] if r["split"] == "val"]
+    # frontal rows only unless asked: radfuse read never gives the model a lateral (docs/imaging.md)
+    keep = (lambda r: True) if a.laterals else (lambda r: r["view"] != "L")
+    tr = [r["index"] for r in meta["rows"] if r["split"] == "train" and keep(r)]
+    va = [r["index"] for r in meta["rows"] if r["split"] == "val" and r["view"] != "L"]
+    if a.max_train_rows:
+        tr = tr[:a.max_train_rows]
     log(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); split "
-        f"{meta['split_source']}: train {len(tr)}, val {len(va)} rows")
+        f"{meta['split_source']}: train {len(tr)}, val {len(va)} rows (frontal)")
     model = Fusion(meta["vocab_size"]).to(device)
     nparams = {n: sum(p.numel() for p in m.parameters()) for n, m in
                (("vision", model.vit), ("text", model.bert))}
     nparams["fusion"] = sum(p.numel() for p in model.parameters()) - nparams["vision"] - nparams["text"]
     log(f"parameters: {nparams}")
     t_start = time.time()
-    if a.mlm_steps:
-        pretrain_text(model.bert, meta, tr, a.mlm_steps, device, log)
+    if a.mlm_init:
+        # the pre-trained text encoder of an earlier fit with the same seed, rows and steps
+        # (what a sweep of fusion settings shares); the fit continues as if it had run it
+        model.bert.load_state_dict(torch.load(a.mlm_init, map_location=device))
+        log(f"text encoder from {a.mlm_init}")
+    elif a.mlm_steps:
+        pretrain_text(model.bert, meta, tr, a.mlm_steps, device, log, a.mlm_lr)
+        torch.save({k: v.detach().cpu() for k, v in model.bert.state_dict().items()}, out / "mlm_bert.pt")
     t_mlm = time.time() - t_start
+    if a.epochs == 0:
+        log(f"pre-training only: {t_mlm:.0f} s")
+        return
+    torch.manual_seed(a.seed + 1)  # the fusion stage's dropout draws do not depend on how MLM ran
     Yv = target_arrays(meta, va)
+    Yt = target_arrays(meta, tr)
+    # positive weights for rare targets: negatives / positives of the training rows, clipped
+    npos, nneg = np.nansum(Yt, 0), np.nansum(1 - Yt, 0)
+    pw = np.clip(nneg / np.maximum(npos, 1), 1.0, a.pos_weight_max) if a.pos_weight_max > 1 else np.ones(len(TARGETS))
+    pos_weight = torch.tensor(pw, dtype=torch.float32, device=device)
+    log("pos_weight " + " ".join(f"{x:.2f}" for x in pw))
     enc = list(model.vit.parameters()) + list(model.bert.parameters())
     encset = {id(p) for p in enc}
     rest = [p for p in model.parameters() if id(p) not in encset]
     opt = torch.optim.AdamW([{"params": list(model.vit.parameters()), "lr": a.lr},
-                             {"params": list(model.bert.parameters()), "lr": a.lr * 0.3},
+                             {"params": list(model.bert.parameters()), "lr": a.lr * a.text_lr_mult},
                              {"params": rest, "lr": a.lr}], weight_decay=0.05)
     base = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(a.seed)
     steps_per = math.ceil(len(tr) / a.batch)
     total = steps_per * a.epochs
+    drop = tuple(a.drop)
+
+    def write_summary(best_ep, best):
+        summary = {"best_epoch": best_ep, "best_score": best, "select": a.select,
+                   "best_val_loss": history[best_ep]["val_loss"],
+                   "best_val_finding_macro": history[best_ep]["val_finding_macro"],
+                   "best_val_auroc": history[best_ep]["val_auroc"], "epochs_run": len(history),
+                   "mlm_steps": a.mlm_steps, "mlm_seconds": t_mlm, "fit_seconds": time.time() - t_fit,
+                   "total_seconds": time.time() - t_start, "device": str(device),
+                   "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+                   "threads": torch.get_num_threads(), "torch": torch.__version__, "parameters": nparams,
+                   "args": vars(a), "history": history, "split_source": meta["split_source"]}
+        write_atomic(out / "summary.json", json.dumps(summary, indent=1))
     best, best_ep, step, history = -math.inf, -1, 0, []
     t_fit = time.time()
     for ep in range(a.epochs):
@@ -726,49 +776,58 @@ def cmd_fit(a):
         for s in range(0, len(tr), a.batch):
             idx = [tr[i] for i in order[s:s + a.batch]]
             f = min(1, (step + 1) / (2 * steps_per)) * 0.5 * (1 + math.cos(math.pi * step / total))
-            for g, b in zip(opt.param_groups, base):
-                g["lr"] = b * f
-            logits = run_batch(model, meta, images, idx, device, True, gen, (0.2, 0.4, 0.3))
+            for j, (g, b) in enumerate(zip(opt.param_groups, base)):
+                # the pre-trained text encoder waits until the fusion has learnt to read it
+                g["lr"] = 0.0 if j == 1 and ep < a.text_freeze else b * f
+            logits = run_batch(model, meta, images, idx, device, True, gen, drop, a.aux > 0)
             Y = torch.tensor(target_arrays(meta, idx), dtype=torch.float32, device=device)
             known = ~torch.isnan(Y)
-            loss = F.binary_cross_entropy_with_logits(logits[known], Y[known])
+            w = pos_weight.expand_as(Y)[known]
+            losses = [F.binary_cross_entropy_with_logits(L[known], Y[known], pos_weight=w) for L in logits]
+            loss = losses[0] + (a.aux * sum(losses[1:]) / len(losses[1:]) if len(losses) > 1 else 0)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            tot += loss.item() * len(idx)
+            tot += losses[0].item() * len(idx)
             n += len(idx)
             step += 1
         t_ep = time.time() - te
-        Lv = predict(model, meta, images, va, device)
+        P = predict(model, meta, images, va, device, "all")
+        Lv = P["fused"]
         au = aurocs(Yv, Lv)
+        mac = {m: float(np.nanmean(aurocs(Yv, np.round(P[m], 5))[:FINDINGS])) for m in P}
         known = ~np.isnan(Yv)
         vloss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(Lv[known]), torch.from_numpy(Yv[known])))
-        fa = [x for x in au[:FINDINGS] if not math.isnan(x)]
-        score = float(np.mean(fa)) if fa else 0.0
-        history.append({"epoch": ep, "train_loss": tot / n, "val_loss": vloss, "val_auroc": au, "seconds": t_ep})
-        log(f"epoch {ep} train {tot / n:.4f} val {vloss:.4f} finding AUROC {score:.3f} ({t_ep:.1f} s)")
-        if -vloss > best:  # validation loss: smoother than AUROCs of a few positives
-            best, best_ep = -vloss, ep
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / "best.pt")
+        history.append({"epoch": ep, "train_loss": tot / n, "val_loss": vloss, "val_auroc": au,
+                        "val_finding_macro": mac, "seconds": t_ep})
+        log(f"epoch {ep} train {tot / n:.4f} val {vloss:.4f} finding AUROC fused {mac['fused']:.3f} image "
+            f"{mac['image']:.3f} text {mac['text']:.3f} labs {mac['labs']:.3f} ({t_ep:.1f} s)")
+        # the choice: the fused input's macro AUROC over the findings (what the model is for),
+        # or the validation loss
+        score = mac["fused"] if a.select == "auroc" else -vloss
+        if score > best:
+            best, best_ep = score, ep
+            save_states(model, out)
+        write_summary(best_ep, best)
         if ep - best_ep >= a.patience:
-            log(f"early stop: no lower validation loss for {a.patience} epochs")
+            log(f"early stop: no better validation {a.select} for {a.patience} epochs")
             break
-    summary = {"best_epoch": best_ep, "best_val_loss": -best,
-               "best_val_finding_auroc": history[best_ep]["val_auroc"], "epochs_run": len(history),
-               "mlm_steps": a.mlm_steps, "mlm_seconds": t_mlm, "fit_seconds": time.time() - t_fit,
-               "total_seconds": time.time() - t_start, "device": str(device),
-               "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-               "threads": torch.get_num_threads(), "torch": torch.__version__, "parameters": nparams,
-               "args": vars(a), "history": history, "split_source": meta["split_source"]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    log(f"done: best epoch {best_ep}, val loss {-best:.4f}, {summary['total_seconds']:.0f} s")
-    # the state in files below 16 MB each (the transfer limit of the training machine)
-    sd = torch.load(out / "best.pt")
+        if a.time_limit and time.time() - t_fit > a.time_limit:
+            log(f"stop: the time limit of {a.time_limit:.0f} s")
+            break
+    write_summary(best_ep, best)
+    log(f"done: best epoch {best_ep}, {a.select} {best:.4f}, {time.time() - t_start:.0f} s")
+
+
+def save_states(model, out):
+    """The state in three files below 16 MB each (the transfer limit of the training machine)."""
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     for part in ("vit.", "bert.", ""):
         sel = {k: v for k, v in sd.items() if k.startswith(part) and (part or not k.startswith(("vit.", "bert.")))}
-        torch.save(sel, out / f"state_{part.rstrip('.') or 'fusion'}.pt")
-    os.remove(out / "best.pt")
+        tmp = out / f"state_{part.rstrip('.') or 'fusion'}.pt.tmp"
+        torch.save(sel, tmp)
+        os.replace(tmp, out / f"state_{part.rstrip('.') or 'fusion'}.pt")
 
 
 # ---- export ----
@@ -796,6 +855,17 @@ def fit_temperature(y, z):
         if best is None or nll < best:
             best, bt = nll, t
     return bt
+
+
+def fit_platt(y, z):
+    """The temperature T and shift s minimizing the negative log-likelihood of
+    sigmoid(z / T + s) (grid in log T and s)."""
+    T = np.exp(np.linspace(math.log(0.05), math.log(20), 121))
+    S = np.linspace(-6, 6, 241)
+    q = z[None, None, :] / T[:, None, None] + S[None, :, None]
+    nll = np.mean(np.logaddexp(0, -q) * y + np.logaddexp(0, q) * (1 - y), axis=2)
+    i, j = np.unravel_index(np.argmin(nll), nll.shape)
+    return float(T[i]), float(S[j])
 
 
 def youden(y, p):
@@ -843,6 +913,19 @@ def cmd_export(a):
     Yv = target_arrays(meta, va)
     modes = {m: predict(model, meta, imgs32, va, "cpu", m) for m in ("fused", "image", "text", "labs")}
     Lv = modes["fused"]
+    if a.calibration == "platt":
+        # a temperature and a shift per target (Platt scaling on the validation rows): the shift
+        # goes into the head's bias (times the temperature), so the model directory keeps its
+        # format, a temperature per target, and radfuse computes sigmoid(logit / T) as before
+        with torch.no_grad():
+            for k in range(len(TARGETS)):
+                y, z = Yv[:, k], Lv[:, k]
+                ok = ~np.isnan(y)
+                if ok.sum() >= 5 and 0 < y[ok].sum() < ok.sum():
+                    t, sh = fit_platt(y[ok], z[ok])
+                    model.head.bias[k] = float(np.float16(float(model.head.bias[k]) + sh * t))
+        modes = {m: predict(model, meta, imgs32, va, "cpu", m) for m in ("fused", "image", "text", "labs")}
+        Lv = modes["fused"]
     temps, ths, val = [], [], {}
     for k, (code, _) in enumerate(TARGETS):
         y, z = Yv[:, k], Lv[:, k]
@@ -942,11 +1025,22 @@ def main():
     q.add_argument("--device", default="cpu")
     q.add_argument("--threads", type=int, default=0)
     q.add_argument("--seed", type=int, default=20261123)
-    q.add_argument("--mlm-steps", type=int, default=1500)
-    q.add_argument("--epochs", type=int, default=50)
-    q.add_argument("--patience", type=int, default=10)
+    q.add_argument("--mlm-steps", type=int, default=3000)
+    q.add_argument("--epochs", type=int, default=30)
+    q.add_argument("--patience", type=int, default=8)
+    q.add_argument("--max-train-rows", type=int, default=0, help="reduced runs: the first N training rows")
     q.add_argument("--batch", type=int, default=16)
     q.add_argument("--lr", type=float, default=2e-4)
+    q.add_argument("--mlm-lr", type=float, default=5e-4)
+    q.add_argument("--mlm-init", default="", help="a pre-trained text encoder (RUN/mlm_bert.pt of a fit)")
+    q.add_argument("--text-lr-mult", type=float, default=0.3)
+    q.add_argument("--text-freeze", type=int, default=0, help="epochs with the text encoder frozen")
+    q.add_argument("--aux", type=float, default=1.0, help="weight of the image-, note- and labs-only losses")
+    q.add_argument("--drop", type=float, nargs=3, default=[0.2, 0.4, 0.3], help="modality dropout: image note labs")
+    q.add_argument("--pos-weight-max", type=float, default=1.0)
+    q.add_argument("--select", choices=("auroc", "loss"), default="auroc")
+    q.add_argument("--time-limit", type=float, default=0, help="seconds of fusion training, then stop")
+    q.add_argument("--laterals", action="store_true", help="also fit on lateral views")
     q = sub.add_parser("export")
     q.add_argument("--cache", default=str(ROOT / "train/cache"))
     q.add_argument("--run", default=str(ROOT / "train/run"))
@@ -954,6 +1048,8 @@ def main():
     q.add_argument("--shared", default=str(ROOT.parent / "shared"))
     q.add_argument("--parity", default=str(ROOT / "tests/data/default_model_parity.json"))
     q.add_argument("--parity-rows", type=int, default=8)
+    q.add_argument("--calibration", choices=("platt", "temperature"), default="platt",
+                   help="platt: a shift per target folded into the head's bias, then the temperature")
     q.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     {"prepare": cmd_prepare, "fit": cmd_fit, "export": cmd_export}[a.cmd](a)

@@ -1,0 +1,55 @@
+#!/bin/sh
+# The fusion settings of the default model, chosen on the validation split (never the test
+# split): one masked-language pre-training, then each setting's fusion training from it in
+# parallel (2 threads each), on a GPU machine. The best by validation macro AUROC of the fused
+# input over the findings gets its state copied to $OUT (with every setting's log and
+# summary), for `train_default.py export --run`. docs/training.md says what it chose.
+#   OUT=/tmp/sweep sh train/sweep.sh [cuda|cpu] [FIT_SECONDS]
+set -e
+DEV=${1:-cuda}
+LIMIT=${2:-200}
+OUT=${OUT:-/tmp/sweep}
+W=/tmp/radfuse-sweep
+PY=${PYTHON:-python3}
+T=train/train_default.py
+rm -rf "$W" && mkdir -p "$W" "$OUT"
+export PYTHONUNBUFFERED=1
+$PY $T fit --device "$DEV" --out "$W/mlm" --epochs 0 > "$W/mlm.out" 2>&1 || { cat "$W/mlm.out"; exit 1; }
+tail -2 "$W/mlm.out"
+run() {
+    name=$1; shift
+    $PY $T fit --device "$DEV" --threads 2 --out "$W/$name" --mlm-init "$W/mlm/mlm_bert.pt" \
+        --time-limit "$LIMIT" "$@" > "$W/$name.out" 2>&1 || echo "$name failed" >> "$W/$name.out"
+}
+run base &
+run text1 --text-lr-mult 1.0 &
+run freeze3 --text-freeze 3 &
+run aux05 --aux 0.5 &
+run posw5 --pos-weight-max 5 &
+run lr1e4 --lr 1e-4 &
+run noaux --aux 0 &
+run drop --drop 0.3 0.5 0.3 &
+wait
+$PY - "$W" "$OUT" <<'PY'
+import json, shutil, sys, tarfile
+from pathlib import Path
+w, out = Path(sys.argv[1]), Path(sys.argv[2])
+res = []
+for d in sorted(w.iterdir()):
+    s = d / "summary.json"
+    if d.is_dir() and s.exists():
+        j = json.loads(s.read_text())
+        m = j["best_val_finding_macro"]
+        res.append((j["best_score"], d.name, j["best_epoch"], j["epochs_run"], m))
+res.sort(reverse=True)
+for sc, n, be, er, m in res:
+    print(f"{n:8s} best epoch {be:2d}/{er:2d}  fused {m['fused']:.3f} image {m['image']:.3f} "
+          f"text {m['text']:.3f} labs {m['labs']:.3f}")
+for rank, (_, n, *_r) in enumerate(res[:2]):
+    for part in ("vit", "bert", "fusion"):
+        shutil.copy(w / n / f"state_{part}.pt", out / f"{rank}_{n}_state_{part}.pt")
+with tarfile.open(out / "logs.tar.gz", "w:gz") as t:
+    for f in sorted(w.rglob("*")):
+        if f.suffix in (".log", ".json", ".out"):
+            t.add(f, arcname=str(f.relative_to(w)))
+PY
