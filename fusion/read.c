@@ -279,11 +279,7 @@ static int fill_findings(const rf_fusion_info *info, const rf_fusion_output *fo,
     return RF_OK;
 }
 
-/*
- * Saliency for every finding, moved into the result: maps from study image
- * order to result images, spans from the study's notes to the result's.
- * r->findings are still in label order here.
- */
+/* The read's saliency call (read.h): every finding with the default options. */
 int rf_read_saliency(rf_fusion *model, int method, const rf_fusion_study *s, const rf_read_image *images, size_t n,
                      rf_saliency_result *out, rf_err *err)
 {
@@ -308,6 +304,11 @@ int rf_read_saliency(rf_fusion *model, int method, const rf_fusion_study *s, con
     return rc;
 }
 
+/*
+ * Saliency for every finding, moved into the result: maps from study image
+ * order to result images, spans from the study's notes to the result's.
+ * r->findings are still in label order here.
+ */
 static int attach_saliency(rf_fusion *model, rf_saliency_method method, const rf_fusion_study *s,
                            const rf_read_images *imgs, const size_t *note_of, rf_read_result *r, rf_err *err)
 {
