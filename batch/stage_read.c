@@ -3,9 +3,9 @@
  * run them on different threads: bt_prepare (the study's and the prior's
  * images, preprocessing, notes and labs read, lab tokens: host work that only
  * reads the model's info) and bt_infer (the text encoder, the fusion forward,
- * the findings and saliency: the model's backend, one thread). Together they
- * give what rf_read gives, warnings and timings in the same order
- * (tests/test_batch.c compares the two on the same studies).
+ * the findings and saliency: the model's backend, one thread), built on
+ * read.h's helpers. Together they give what rf_read gives, warnings and
+ * timings in the same order (test_batch_export compares the two).
  */
 #include <errno.h>
 #include <math.h>
@@ -65,14 +65,7 @@ static long dicom_days(const char *da)
 
 static int study_time(const rf_read_result *r, rf_time *t)
 {
-    const char *da = r->study.study_date, *tm = r->study.study_time;
-    if (!da || strlen(da) < 8)
-        return -1;
-    char iso[32];
-    int n = snprintf(iso, sizeof iso, "%.4s-%.2s-%.2s", da, da + 4, da + 6);
-    if (tm && strlen(tm) >= 4 && strspn(tm, "0123456789.") >= 4)
-        n += snprintf(iso + n, sizeof iso - (size_t)n, "T%.2s:%.2s:%.2s", tm, tm + 2, strlen(tm) >= 6 ? tm + 4 : "00");
-    return rf_time_parse_iso(iso, (size_t)n, t) ? -1 : 0;
+    return rf_read_study_time(r->study.study_date, r->study.study_time, t);
 }
 
 static char *iso_now(void)
@@ -104,31 +97,10 @@ static int late_warn(bt_prepared *p, const char *fmt, ...)
     return RF_OK;
 }
 
-static int preprocess(const rf_fusion_info *info, const rf_read_images *imgs, float **out, rf_err *err)
+/* One thread per study: the pipeline's parallelism is across studies. */
+static int preprocess(const rf_fusion *model, const rf_read_images *imgs, float **out, rf_err *err)
 {
-    const rf_preprocess_config *cfg = &info->preprocess;
-    size_t per = (size_t)cfg->channels * (size_t)cfg->height * (size_t)cfg->width;
-    *out = NULL;
-    if (imgs->count == 0)
-        return RF_OK;
-    float *px = malloc(per * imgs->count * sizeof *px);
-    if (!px)
-        return rf_err_set(err, RF_ENOMEM, "out of memory for %zu preprocessed images", imgs->count);
-    rf_preprocessor *pp;
-    /* one thread: the pipeline's parallelism is across studies */
-    int rc = rf_preprocess_create(&pp, cfg, 1, err);
-    for (size_t i = 0; !rc && i < imgs->count; i++) {
-        const rf_read_image *im = &imgs->images[i];
-        rc = rf_preprocess_run(pp, im->pixels, im->rows, im->cols, im->channels, px + i * per, err);
-    }
-    if (!rc)
-        rf_preprocess_destroy(pp);
-    if (rc) {
-        free(px);
-        return rc;
-    }
-    *out = px;
-    return RF_OK;
+    return rf_read_preprocess(model, imgs->images, imgs->count, 1, out, err);
 }
 
 static int add_note(rf_read_result *r, const rf_note *note, const char *path, int include_phi)
@@ -383,9 +355,9 @@ int bt_prepare(const rf_fusion *model, const bt_export *ex, size_t idx, const bt
         rc = rf_result_time(r, "decode", now_ms() - t0);
     if (!rc) {
         t0 = now_ms();
-        rc = preprocess(info, &p->imgs, &p->px, err);
+        rc = preprocess(model, &p->imgs, &p->px, err);
         if (!rc)
-            rc = preprocess(info, &p->priors, &p->ppx, err);
+            rc = preprocess(model, &p->priors, &p->ppx, err);
         if (!rc)
             rc = rf_result_time(r, "preprocess", now_ms() - t0);
     }
@@ -438,22 +410,8 @@ static int fill_findings(const rf_fusion_info *info, const rf_fusion_output *fo,
 static int attach_saliency(rf_fusion *model, rf_saliency_method method, const rf_fusion_study *s,
                            const rf_read_images *imgs, const size_t *note_of, rf_read_result *r, rf_err *err)
 {
-    size_t n = imgs->count ? imgs->count : 1;
-    int *rows = calloc(n, sizeof *rows), *cols = calloc(n, sizeof *cols);
-    if (!rows || !cols) {
-        free(rows);
-        free(cols);
-        return NOMEM();
-    }
-    for (size_t i = 0; i < imgs->count; i++) {
-        rows[i] = imgs->images[i].rows;
-        cols[i] = imgs->images[i].cols;
-    }
-    rf_saliency_opts so;
-    rf_saliency_opts_init(&so);
-    so.method = method;
     rf_saliency_result sr;
-    int rc = rf_saliency_run(model, s, rows, cols, &so, &sr, err);
+    int rc = rf_read_saliency(model, (int)method, s, imgs->images, imgs->count, &sr, err);
     for (int j = 0; !rc && j < sr.nfindings; j++) {
         rf_saliency_finding *sf = &sr.findings[j];
         if (sf->label < 0 || (size_t)sf->label >= r->nfindings)
@@ -475,8 +433,6 @@ static int attach_saliency(rf_fusion *model, rf_saliency_method method, const rf
         sf->nspans = 0;
     }
     rf_saliency_result_free(&sr);
-    free(rows);
-    free(cols);
     return rc;
 }
 
@@ -500,7 +456,7 @@ int bt_infer(rf_fusion *model, bt_prepared *p, rf_err *err)
         if (!(enc = calloc(r->nnotes, sizeof *enc)))
             rc = NOMEM();
         for (size_t i = 0; !rc && i < r->nnotes; i++) {
-            if (r->notes[i].len == 0 || strspn(r->notes[i].text, " \t\r\n") == r->notes[i].len) {
+            if (!rf_read_note_usable(r->notes[i].text, r->notes[i].len)) {
                 if (rf_result_warn(r, "note %zu is empty: not used", i + 1))
                     rc = NOMEM();
                 continue;

@@ -85,6 +85,16 @@ while IFS=$'\t' read -r -a a; do
   check "study $uid: as radfuse read reads it" py "$checker" read "$tmp/out" "$uid" "$tmp/read.json"
 done <"$tmp/picks.tsv"
 check "the read comparison covered the layouts" test "$(wc -l <"$tmp/picks.tsv")" -ge 8
+# Grad-CAM (the default saliency) on one study with notes and labs, as radfuse read gives it
+IFS=$'\t' read -r -a a <"$tmp/picks.tsv"
+# the first pick is row 0: ROOT/tree/p0/study/0.dcm with its note in ROOT/tree/p0
+"$bin" batch "$root/tree/p0" --out "$tmp/gradcam" --model "$model" --saliency gradcam --device cpu >/dev/null 2>&1
+check "Grad-CAM: the batch of one study exits 0" test $? -eq 0
+"$bin" read "${a[@]:1}" --model "$model" --saliency gradcam --device cpu --json >"$tmp/read.json" 2>/dev/null
+check "Grad-CAM: as radfuse read gives it (findings, input weights, map peaks, spans)" \
+  py "$checker" read "$tmp/gradcam" "${a[0]}" "$tmp/read.json"
+check "Grad-CAM: the overlays are in the study's folder" \
+  bash -c "ls '$tmp/gradcam/studies/'*/overlays/*.png >/dev/null"
 
 # a second run: nothing to do, nothing changes
 cp "$tmp/out/results.jsonl" "$tmp/results.first"

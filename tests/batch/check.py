@@ -222,6 +222,14 @@ def cmd_read(a):
     for c in set(p1) & set(p2):
         if abs(p1[c] - p2[c]) > a.tol:
             fail("study %s finding %s: batch %.9g, read %.9g" % (a.uid, c, p1[c], p2[c]))
+    # saliency: each finding's input weights, and its maps' peaks and text spans
+    ev = lambda x: {f["code"]: (f["input_weights"], [(m.get("peak_row"), m.get("peak_col")) for m in f["image_evidence"]],
+                                [(t["note"], t["begin"], t["end"]) for t in f["text_evidence"]]) for f in x["findings"]}
+    e1, e2 = ev(j), ev(r)
+    for c in set(e1) & set(e2):
+        w1, w2 = e1[c][0], e2[c][0]
+        if set(w1) != set(w2) or any(abs(w1[k] - w2[k]) > 1e-5 for k in w1) or e1[c][1:] != e2[c][1:]:
+            fail("study %s finding %s: saliency differs from radfuse read" % (a.uid, c))
     for field in ("notes", "labs", "warnings", "inputs_used"):
         if j[field] != r[field]:
             fail("study %s: %s differ from radfuse read: %s vs %s" % (a.uid, field, j[field], r[field]))
