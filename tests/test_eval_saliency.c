@@ -1,6 +1,6 @@
 /*
  * radfuse eval's saliency check (datasets/eval_saliency.c, docs/eval.md):
- *  - a "quadrant" model (built as test_saliency_model.c builds it: identity
+ *  - a "quadrant" model (tests/quadrant_model.c: identity
  *    vision blocks, a position embedding marking the top-left quadrant's
  *    patches, pooling to one cell per quadrant, a fusion block whose CLS
  *    attends only to the marked cell), labels covid19 and pneumonia, read
@@ -42,210 +42,8 @@
 #include "radfuse/read.h"
 #include "radfuse/saliency.h"
 #include "tests/model_maker.h"
+#include "tests/quadrant_model.h"
 #include "tests/testutil.h"
-
-/* ---- editing a model directory's weights ---- */
-
-typedef struct wfile {
-    int n;
-    char *names[512];
-    int ndim[512];
-    int64_t shape[512][8];
-    float *data[512];
-    int64_t numel[512];
-} wfile;
-
-static void wf_load(wfile *w, const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    rf_safetensors *st;
-    rf_err err;
-    if (rf_safetensors_open(&st, path, &err)) {
-        fprintf(stderr, "FATAL: %s\n", err.msg);
-        exit(1);
-    }
-    memset(w, 0, sizeof *w);
-    for (size_t i = 0; i < rf_safetensors_count(st); i++) {
-        const rf_st_tensor *t = rf_safetensors_at(st, i);
-        if (t->dtype != RF_ST_F32 || w->n == 512) {
-            fprintf(stderr, "FATAL: %s: tensor %s is not f32\n", path, t->name);
-            exit(1);
-        }
-        int k = w->n++;
-        w->names[k] = strdup(t->name);
-        w->ndim[k] = t->ndim;
-        w->numel[k] = 1;
-        for (int d = 0; d < t->ndim; d++) {
-            w->shape[k][d] = t->shape[d];
-            w->numel[k] *= t->shape[d];
-        }
-        w->data[k] = test_falloc(w->numel[k]);
-        memcpy(w->data[k], t->data, t->nbytes);
-    }
-    rf_safetensors_close(st);
-}
-
-static float *W(wfile *w, const char *name, int64_t numel)
-{
-    for (int i = 0; i < w->n; i++)
-        if (strcmp(w->names[i], name) == 0) {
-            if (w->numel[i] != numel) {
-                fprintf(stderr, "FATAL: %s has %lld elements, not %lld\n", name, (long long)w->numel[i],
-                        (long long)numel);
-                exit(1);
-            }
-            return w->data[i];
-        }
-    fprintf(stderr, "FATAL: no tensor %s\n", name);
-    exit(1);
-}
-
-static void zero(wfile *w, const char *name, int64_t numel)
-{
-    memset(W(w, name, numel), 0, (size_t)numel * sizeof(float));
-}
-
-static void fill(wfile *w, const char *name, int64_t numel, float v)
-{
-    test_fill_const(W(w, name, numel), numel, v);
-}
-
-static void wf_save(wfile *w, const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    rf_st_out *outs = calloc((size_t)w->n, sizeof *outs);
-    for (int i = 0; i < w->n; i++)
-        outs[i] = (rf_st_out){w->names[i], RF_ST_F32, w->ndim[i], w->shape[i], w->data[i]};
-    rf_err err;
-    if (rf_safetensors_write(path, outs, (size_t)w->n, &err)) {
-        fprintf(stderr, "FATAL: %s\n", err.msg);
-        exit(1);
-    }
-    free(outs);
-    for (int i = 0; i < w->n; i++) {
-        free(w->names[i]);
-        free(w->data[i]);
-    }
-}
-
-enum { DV = 32, DF = 32, IV = 64, IF = 64, GRID = 4, NPATCH = 16 };
-#define BASE 10.0f /* the base vector's entries: keeps LayerNorm nearly linear */
-#define SCORE 2000.0f
-
-/* A zero-sum vector of +-v on channels 4..31: every token carries it, so
- * LayerNorm's scale hardly moves with the features on channels 0..3. */
-static void base_vector(float *x, float v)
-{
-    for (int c = 0; c < 32; c++)
-        x[c] = c < 4 ? 0.0f : (c % 2 ? v : -v);
-}
-
-/* Block 0 of the fusion: every query is constant, the key of a row is its
- * channel key_ch, the value its channel val_ch, written to channel 2 of
- * the residual; block 1 and both MLPs do nothing. */
-static void fusion_reader(wfile *w, int key_ch, int val_ch, float score)
-{
-    char n[128];
-    float *qkv = W(w, "fusion.blocks.0.attn.qkv.weight", 96 * DF), *qb = W(w, "fusion.blocks.0.attn.qkv.bias", 96);
-    memset(qkv, 0, sizeof(float) * 96 * DF);
-    memset(qb, 0, sizeof(float) * 96);
-    for (int h = 0; h < 2; h++) {
-        qb[h * 16] = score;                           /* q: a constant */
-        qkv[(32 + h * 16) * DF + key_ch] = 1.0f;      /* k: the key channel */
-        qkv[(64 + h * 16) * DF + val_ch] = 1.0f;      /* v: the value channel */
-    }
-    float *proj = W(w, "fusion.blocks.0.attn.proj.weight", DF * DF);
-    memset(proj, 0, sizeof(float) * DF * DF);
-    proj[2 * DF + 0] = 1.0f; /* head 0's first dimension into channel 2 */
-    zero(w, "fusion.blocks.0.attn.proj.bias", DF);
-    for (int b = 0; b < 2; b++) {
-        snprintf(n, sizeof n, "fusion.blocks.%d.mlp.fc2.weight", b);
-        zero(w, n, DF * IF);
-        snprintf(n, sizeof n, "fusion.blocks.%d.mlp.fc2.bias", b);
-        zero(w, n, DF);
-        snprintf(n, sizeof n, "fusion.blocks.%d.norm1.weight", b);
-        fill(w, n, DF, 1.0f);
-        snprintf(n, sizeof n, "fusion.blocks.%d.norm1.bias", b);
-        zero(w, n, DF);
-    }
-    zero(w, "fusion.blocks.1.attn.proj.weight", DF * DF);
-    zero(w, "fusion.blocks.1.attn.proj.bias", DF);
-    fill(w, "fusion.norm.weight", DF, 1.0f);
-    zero(w, "fusion.norm.bias", DF);
-    zero(w, "fusion.modality_embed", 4 * DF);
-    float bn[32];
-    base_vector(bn, 1.0f);
-    memcpy(W(w, "fusion.cls_token", DF), bn, sizeof bn);
-    float *absent = W(w, "fusion.absent_embed", 4 * DF);
-    for (int m = 0; m < 4; m++)
-        memcpy(absent + m * DF, bn, sizeof bn);
-}
-
-/* Head: every label reads channel 2 with gain[k], bias bias[k], temperature 1. */
-static void head(wfile *w, int K, const float *gain, const float *bias)
-{
-    float *hw = W(w, "fusion.head.weight", K * DF);
-    memset(hw, 0, sizeof(float) * K * DF);
-    for (int k = 0; k < K; k++)
-        hw[k * DF + 2] = gain[k];
-    memcpy(W(w, "fusion.head.bias", K), bias, sizeof(float) * K);
-    fill(w, "fusion.head.temperature", K, 1.0f);
-}
-
-static void make_quadrant_model(const char *dir)
-{
-    rf_fusion_random_opts o;
-    test_model_defaults(&o);
-    o.inline_sections = 1;
-    o.with_text = 0;
-    o.pool_grid = 2;
-    o.image_size = 64;
-    o.nlabels = 2;
-    test_make_model(dir, &o);
-    wfile w;
-    wf_load(&w, dir);
-    /* vision: channel 0 = the patch's mean value, channel 1 = 1 on the
-     * top-left quadrant's patches (position embedding), the base vector on
-     * every token; blocks that add nothing */
-    float *pw = W(&w, "vision.embeddings.patch_embeddings.projection.weight", DV * 3 * 16 * 16);
-    memset(pw, 0, sizeof(float) * DV * 3 * 16 * 16);
-    for (int i = 0; i < 3 * 16 * 16; i++)
-        pw[i] = 1.0f / (3 * 16 * 16);
-    float *pb = W(&w, "vision.embeddings.patch_embeddings.projection.bias", DV);
-    base_vector(pb, BASE);
-    base_vector(W(&w, "vision.embeddings.cls_token", DV), BASE);
-    float *pos = W(&w, "vision.embeddings.position_embeddings", (1 + NPATCH) * DV);
-    memset(pos, 0, sizeof(float) * (1 + NPATCH) * DV);
-    for (int p = 0; p < NPATCH; p++)
-        if (p / GRID < GRID / 2 && p % GRID < GRID / 2)
-            pos[(1 + p) * DV + 1] = 1.0f;
-    char n[128];
-    for (int l = 0; l < 2; l++) {
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.attention.output.dense.weight", l);
-        zero(&w, n, DV * DV);
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.attention.output.dense.bias", l);
-        zero(&w, n, DV);
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.output.dense.weight", l);
-        zero(&w, n, DV * IV);
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.output.dense.bias", l);
-        zero(&w, n, DV);
-    }
-    fill(&w, "vision.layernorm.weight", DV, 1.0f);
-    zero(&w, "vision.layernorm.bias", DV);
-    /* fusion: vision tokens as they are; the CLS reads the marked cell's brightness */
-    float *ip = W(&w, "fusion.image_proj.weight", DF * DV);
-    memset(ip, 0, sizeof(float) * DF * DV);
-    for (int c = 0; c < DF; c++)
-        ip[c * DV + c] = 1.0f;
-    zero(&w, "fusion.image_proj.bias", DF);
-    fusion_reader(&w, 1, 0, SCORE);
-    float gain[2] = {40.0f, 25.0f}, bias[2] = {-7.0f, -5.0f};
-    head(&w, 2, gain, bias);
-    wf_save(&w, dir);
-}
-
 
 /* ---- the dataset ---- */
 
@@ -742,7 +540,7 @@ int main(void)
     test_tmpdir(tmp, sizeof tmp);
     snprintf(model_dir, sizeof model_dir, "%s/model", tmp);
     snprintf(data, sizeof data, "%s/data", tmp);
-    make_quadrant_model(model_dir);
+    test_make_quadrant_model(model_dir);
     if (mkdir(data, 0755)) {
         fprintf(stderr, "FATAL: cannot make %s\n", data);
         return 1;

@@ -36,209 +36,8 @@
 #include "fusion/fusion_model.h"
 #include "radfuse/saliency.h"
 #include "tests/model_maker.h"
+#include "tests/quadrant_model.h"
 #include "tests/testutil.h"
-
-/* ---- editing a model directory's weights ---- */
-
-typedef struct wfile {
-    int n;
-    char *names[512];
-    int ndim[512];
-    int64_t shape[512][8];
-    float *data[512];
-    int64_t numel[512];
-} wfile;
-
-static void wf_load(wfile *w, const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    rf_safetensors *st;
-    rf_err err;
-    if (rf_safetensors_open(&st, path, &err)) {
-        fprintf(stderr, "FATAL: %s\n", err.msg);
-        exit(1);
-    }
-    memset(w, 0, sizeof *w);
-    for (size_t i = 0; i < rf_safetensors_count(st); i++) {
-        const rf_st_tensor *t = rf_safetensors_at(st, i);
-        if (t->dtype != RF_ST_F32 || w->n == 512) {
-            fprintf(stderr, "FATAL: %s: tensor %s is not f32\n", path, t->name);
-            exit(1);
-        }
-        int k = w->n++;
-        w->names[k] = strdup(t->name);
-        w->ndim[k] = t->ndim;
-        w->numel[k] = 1;
-        for (int d = 0; d < t->ndim; d++) {
-            w->shape[k][d] = t->shape[d];
-            w->numel[k] *= t->shape[d];
-        }
-        w->data[k] = test_falloc(w->numel[k]);
-        memcpy(w->data[k], t->data, t->nbytes);
-    }
-    rf_safetensors_close(st);
-}
-
-static float *W(wfile *w, const char *name, int64_t numel)
-{
-    for (int i = 0; i < w->n; i++)
-        if (strcmp(w->names[i], name) == 0) {
-            if (w->numel[i] != numel) {
-                fprintf(stderr, "FATAL: %s has %lld elements, not %lld\n", name, (long long)w->numel[i],
-                        (long long)numel);
-                exit(1);
-            }
-            return w->data[i];
-        }
-    fprintf(stderr, "FATAL: no tensor %s\n", name);
-    exit(1);
-}
-
-static void zero(wfile *w, const char *name, int64_t numel)
-{
-    memset(W(w, name, numel), 0, (size_t)numel * sizeof(float));
-}
-
-static void fill(wfile *w, const char *name, int64_t numel, float v)
-{
-    test_fill_const(W(w, name, numel), numel, v);
-}
-
-static void wf_save(wfile *w, const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    rf_st_out *outs = calloc((size_t)w->n, sizeof *outs);
-    for (int i = 0; i < w->n; i++)
-        outs[i] = (rf_st_out){w->names[i], RF_ST_F32, w->ndim[i], w->shape[i], w->data[i]};
-    rf_err err;
-    if (rf_safetensors_write(path, outs, (size_t)w->n, &err)) {
-        fprintf(stderr, "FATAL: %s\n", err.msg);
-        exit(1);
-    }
-    free(outs);
-    for (int i = 0; i < w->n; i++) {
-        free(w->names[i]);
-        free(w->data[i]);
-    }
-}
-
-enum { DV = 32, DF = 32, IV = 64, IF = 64, GRID = 4, NPATCH = 16 };
-#define BASE 10.0f /* the base vector's entries: keeps LayerNorm nearly linear */
-#define SCORE 2000.0f
-
-/* A zero-sum vector of +-v on channels 4..31: every token carries it, so
- * LayerNorm's scale hardly moves with the features on channels 0..3. */
-static void base_vector(float *x, float v)
-{
-    for (int c = 0; c < 32; c++)
-        x[c] = c < 4 ? 0.0f : (c % 2 ? v : -v);
-}
-
-/* Block 0 of the fusion: every query is constant, the key of a row is its
- * channel key_ch, the value its channel val_ch, written to channel 2 of
- * the residual; block 1 and both MLPs do nothing. */
-static void fusion_reader(wfile *w, int key_ch, int val_ch, float score)
-{
-    char n[128];
-    float *qkv = W(w, "fusion.blocks.0.attn.qkv.weight", 96 * DF), *qb = W(w, "fusion.blocks.0.attn.qkv.bias", 96);
-    memset(qkv, 0, sizeof(float) * 96 * DF);
-    memset(qb, 0, sizeof(float) * 96);
-    for (int h = 0; h < 2; h++) {
-        qb[h * 16] = score;                           /* q: a constant */
-        qkv[(32 + h * 16) * DF + key_ch] = 1.0f;      /* k: the key channel */
-        qkv[(64 + h * 16) * DF + val_ch] = 1.0f;      /* v: the value channel */
-    }
-    float *proj = W(w, "fusion.blocks.0.attn.proj.weight", DF * DF);
-    memset(proj, 0, sizeof(float) * DF * DF);
-    proj[2 * DF + 0] = 1.0f; /* head 0's first dimension into channel 2 */
-    zero(w, "fusion.blocks.0.attn.proj.bias", DF);
-    for (int b = 0; b < 2; b++) {
-        snprintf(n, sizeof n, "fusion.blocks.%d.mlp.fc2.weight", b);
-        zero(w, n, DF * IF);
-        snprintf(n, sizeof n, "fusion.blocks.%d.mlp.fc2.bias", b);
-        zero(w, n, DF);
-        snprintf(n, sizeof n, "fusion.blocks.%d.norm1.weight", b);
-        fill(w, n, DF, 1.0f);
-        snprintf(n, sizeof n, "fusion.blocks.%d.norm1.bias", b);
-        zero(w, n, DF);
-    }
-    zero(w, "fusion.blocks.1.attn.proj.weight", DF * DF);
-    zero(w, "fusion.blocks.1.attn.proj.bias", DF);
-    fill(w, "fusion.norm.weight", DF, 1.0f);
-    zero(w, "fusion.norm.bias", DF);
-    zero(w, "fusion.modality_embed", 4 * DF);
-    float bn[32];
-    base_vector(bn, 1.0f);
-    memcpy(W(w, "fusion.cls_token", DF), bn, sizeof bn);
-    float *absent = W(w, "fusion.absent_embed", 4 * DF);
-    for (int m = 0; m < 4; m++)
-        memcpy(absent + m * DF, bn, sizeof bn);
-}
-
-/* Head: every label reads channel 2 with gain[k], bias bias[k], temperature 1. */
-static void head(wfile *w, int K, const float *gain, const float *bias)
-{
-    float *hw = W(w, "fusion.head.weight", K * DF);
-    memset(hw, 0, sizeof(float) * K * DF);
-    for (int k = 0; k < K; k++)
-        hw[k * DF + 2] = gain[k];
-    memcpy(W(w, "fusion.head.bias", K), bias, sizeof(float) * K);
-    fill(w, "fusion.head.temperature", K, 1.0f);
-}
-
-static void make_quadrant_model(const char *dir)
-{
-    rf_fusion_random_opts o;
-    test_model_defaults(&o);
-    o.inline_sections = 1;
-    o.with_text = 0;
-    o.pool_grid = 2;
-    o.image_size = 64;
-    o.nlabels = 2;
-    test_make_model(dir, &o);
-    wfile w;
-    wf_load(&w, dir);
-    /* vision: channel 0 = the patch's mean value, channel 1 = 1 on the
-     * top-left quadrant's patches (position embedding), the base vector on
-     * every token; blocks that add nothing */
-    float *pw = W(&w, "vision.embeddings.patch_embeddings.projection.weight", DV * 3 * 16 * 16);
-    memset(pw, 0, sizeof(float) * DV * 3 * 16 * 16);
-    for (int i = 0; i < 3 * 16 * 16; i++)
-        pw[i] = 1.0f / (3 * 16 * 16);
-    float *pb = W(&w, "vision.embeddings.patch_embeddings.projection.bias", DV);
-    base_vector(pb, BASE);
-    base_vector(W(&w, "vision.embeddings.cls_token", DV), BASE);
-    float *pos = W(&w, "vision.embeddings.position_embeddings", (1 + NPATCH) * DV);
-    memset(pos, 0, sizeof(float) * (1 + NPATCH) * DV);
-    for (int p = 0; p < NPATCH; p++)
-        if (p / GRID < GRID / 2 && p % GRID < GRID / 2)
-            pos[(1 + p) * DV + 1] = 1.0f;
-    char n[128];
-    for (int l = 0; l < 2; l++) {
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.attention.output.dense.weight", l);
-        zero(&w, n, DV * DV);
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.attention.output.dense.bias", l);
-        zero(&w, n, DV);
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.output.dense.weight", l);
-        zero(&w, n, DV * IV);
-        snprintf(n, sizeof n, "vision.encoder.layer.%d.output.dense.bias", l);
-        zero(&w, n, DV);
-    }
-    fill(&w, "vision.layernorm.weight", DV, 1.0f);
-    zero(&w, "vision.layernorm.bias", DV);
-    /* fusion: vision tokens as they are; the CLS reads the marked cell's brightness */
-    float *ip = W(&w, "fusion.image_proj.weight", DF * DV);
-    memset(ip, 0, sizeof(float) * DF * DV);
-    for (int c = 0; c < DF; c++)
-        ip[c * DV + c] = 1.0f;
-    zero(&w, "fusion.image_proj.bias", DF);
-    fusion_reader(&w, 1, 0, SCORE);
-    float gain[2] = {40.0f, 25.0f}, bias[2] = {-7.0f, -5.0f};
-    head(&w, 2, gain, bias);
-    wf_save(&w, dir);
-}
 
 /* The token the text model reads: "pneumonia" in the shared vocabulary. */
 #define TARGET_CH 5
@@ -252,41 +51,41 @@ static void make_token_model(const char *dir, int32_t target)
     o.max_text_tokens = 48;
     o.nlabels = 2; /* a one-label head [1, D] is refused by the loader at present */
     test_make_model(dir, &o);
-    wfile w;
-    wf_load(&w, dir);
+    qm_weights w;
+    qm_load(&w, dir);
     /* BERT whose blocks add nothing and whose norms are plain: a token's
      * state depends on its own embedding only */
     char n[128];
-    fill(&w, "text.embeddings.LayerNorm.weight", 32, 1.0f);
-    zero(&w, "text.embeddings.LayerNorm.bias", 32);
+    qm_fill(&w, "text.embeddings.LayerNorm.weight", 32, 1.0f);
+    qm_zero(&w, "text.embeddings.LayerNorm.bias", 32);
     for (int l = 0; l < 2; l++) {
         const char *z[] = {"attention.output.dense.weight", "attention.output.dense.bias", "output.dense.weight",
                            "output.dense.bias"};
         int64_t sz[] = {32 * 32, 32, 32 * 64, 32};
         for (int i = 0; i < 4; i++) {
             snprintf(n, sizeof n, "text.encoder.layer.%d.%s", l, z[i]);
-            zero(&w, n, sz[i]);
+            qm_zero(&w, n, sz[i]);
         }
         snprintf(n, sizeof n, "text.encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        fill(&w, n, 32, 1.0f);
+        qm_fill(&w, n, 32, 1.0f);
         snprintf(n, sizeof n, "text.encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        zero(&w, n, 32);
+        qm_zero(&w, n, 32);
         snprintf(n, sizeof n, "text.encoder.layer.%d.output.LayerNorm.weight", l);
-        fill(&w, n, 32, 1.0f);
+        qm_fill(&w, n, 32, 1.0f);
         snprintf(n, sizeof n, "text.encoder.layer.%d.output.LayerNorm.bias", l);
-        zero(&w, n, 32);
+        qm_zero(&w, n, 32);
     }
-    float *emb = W(&w, "text.embeddings.word_embeddings.weight", 3759 * 32);
+    float *emb = qm_w(&w, "text.embeddings.word_embeddings.weight", 3759 * 32);
     emb[(int64_t)target * 32 + TARGET_CH] += 30.0f;
     /* text rows: the base vector plus the mark on channel 3 */
-    float *tp = W(&w, "fusion.text_proj.weight", DF * 32);
-    memset(tp, 0, sizeof(float) * DF * 32);
+    float *tp = qm_w(&w, "fusion.text_proj.weight", QM_DF * 32);
+    memset(tp, 0, sizeof(float) * QM_DF * 32);
     tp[3 * 32 + TARGET_CH] = 1.0f;
-    base_vector(W(&w, "fusion.text_proj.bias", DF), 1.0f);
-    fusion_reader(&w, 3, 3, 200.0f);
+    qm_base_vector(qm_w(&w, "fusion.text_proj.bias", QM_DF), 1.0f);
+    qm_fusion_reader(&w, 3, 3, 200.0f);
     float gain[2] = {10.0f, 5.0f}, bias[2] = {-5.0f, 0.0f};
-    head(&w, 2, gain, bias);
-    wf_save(&w, dir);
+    qm_head(&w, 2, gain, bias);
+    qm_save(&w, dir);
 }
 
 /* ---- checks shared by every run ---- */
@@ -414,12 +213,12 @@ static void check_quadrant(rf_backend *be, const char *dir)
 
         /* occlusion on the patch grid, through the model's batched forward */
         occ_fusion oc = {f, &s, 0, 0};
-        float maps[2 * NPATCH];
+        float maps[2 * QM_NPATCH];
         CHECK(rf_saliency_occlusion(img, 3, 64, 64, 16, 1, 1, 5, 2, out.probabilities, score_fusion, &oc, maps,
                                     &err) == 0);
         CHECKF(oc.calls == 4 && oc.largest == 5, "occlusion: %d calls, largest batch %d", oc.calls, oc.largest);
         for (int k = 0; k < 2; k++) {
-            double share = quarter_share(maps + k * NPATCH, GRID, GRID, 0);
+            double share = quarter_share(maps + k * QM_NPATCH, QM_GRID, QM_GRID, 0);
             printf("quadrant model%s, label %d: occlusion share %.4f\n", distractor ? " with a distractor" : "", k,
                    share);
             CHECKF(share >= 0.9, "occlusion puts %.3f of its mass on the quadrant", share);
@@ -537,20 +336,20 @@ static void check_gradcam_fd(rf_backend *be)
     o.with_text = 0;
     o.seed = 3;
     test_make_model_tmp(dir, sizeof dir, &o);
-    wfile w;
-    wf_load(&w, dir);
-    float *pw = W(&w, "vision.embeddings.patch_embeddings.projection.weight", DV * 768);
-    for (int e = 0; e < DV; e++)
+    qm_weights w;
+    qm_load(&w, dir);
+    float *pw = qm_w(&w, "vision.embeddings.patch_embeddings.projection.weight", QM_DV * 768);
+    for (int e = 0; e < QM_DV; e++)
         for (int i = 0; i < 768; i++)
-            pw[e * 768 + i] = i % DV == e ? 1.0f / 24 : 0.0f;
-    zero(&w, "vision.encoder.layer.0.attention.output.dense.weight", DV * DV);
-    zero(&w, "vision.encoder.layer.0.attention.output.dense.bias", DV);
-    zero(&w, "vision.encoder.layer.0.output.dense.weight", DV * IV);
-    zero(&w, "vision.encoder.layer.0.output.dense.bias", DV);
-    float pb[DV], pos[(1 + NPATCH) * DV];
-    memcpy(pb, W(&w, "vision.embeddings.patch_embeddings.projection.bias", DV), sizeof pb);
-    memcpy(pos, W(&w, "vision.embeddings.position_embeddings", (1 + NPATCH) * DV), sizeof pos);
-    wf_save(&w, dir);
+            pw[e * 768 + i] = i % QM_DV == e ? 1.0f / 24 : 0.0f;
+    qm_zero(&w, "vision.encoder.layer.0.attention.output.dense.weight", QM_DV * QM_DV);
+    qm_zero(&w, "vision.encoder.layer.0.attention.output.dense.bias", QM_DV);
+    qm_zero(&w, "vision.encoder.layer.0.output.dense.weight", QM_DV * QM_IV);
+    qm_zero(&w, "vision.encoder.layer.0.output.dense.bias", QM_DV);
+    float pb[QM_DV], pos[(1 + QM_NPATCH) * QM_DV];
+    memcpy(pb, qm_w(&w, "vision.embeddings.patch_embeddings.projection.bias", QM_DV), sizeof pb);
+    memcpy(pos, qm_w(&w, "vision.embeddings.position_embeddings", (1 + QM_NPATCH) * QM_DV), sizeof pos);
+    qm_save(&w, dir);
     rf_fusion *f;
     rf_err err;
     if (rf_fusion_load(&f, dir, be, &err)) {
@@ -569,19 +368,19 @@ static void check_gradcam_fd(rf_backend *be)
     double worst = 0;
     int lit = 0;
     for (int k = 0; k < r.nfindings; k++) {
-        double fd[NPATCH], mx = 0;
-        for (int t = 0; t < NPATCH; t++) {
+        double fd[QM_NPATCH], mx = 0;
+        for (int t = 0; t < QM_NPATCH; t++) {
             /* act_t from the pixels of patch t */
-            int py = t / GRID, px = t % GRID;
-            double act[DV] = {0};
+            int py = t / QM_GRID, px = t % QM_GRID;
+            double act[QM_DV] = {0};
             for (int c = 0; c < 3; c++)
                 for (int y = 0; y < 16; y++)
                     for (int x = 0; x < 16; x++) {
                         int i = c * 256 + y * 16 + x;
-                        act[i % DV] += img[(c * 64 + py * 16 + y) * 64 + px * 16 + x] / 24.0;
+                        act[i % QM_DV] += img[(c * 64 + py * 16 + y) * 64 + px * 16 + x] / 24.0;
                     }
-            for (int e = 0; e < DV; e++)
-                act[e] += pb[e] + pos[(1 + t) * DV + e];
+            for (int e = 0; e < QM_DV; e++)
+                act[e] += pb[e] + pos[(1 + t) * QM_DV + e];
             double z[2];
             const double eps = 1e-2;
             for (int sgn = 0; sgn < 2; sgn++) {
@@ -590,18 +389,18 @@ static void check_gradcam_fd(rf_backend *be)
                         for (int x = 0; x < 64; x++) {
                             int i = c * 256 + (y % 16) * 16 + x % 16;
                             var[(c * 64 + y) * 64 + x] =
-                                img[(c * 64 + y) * 64 + x] + (float)((sgn ? -eps : eps) * act[i % DV]);
+                                img[(c * 64 + y) * 64 + x] + (float)((sgn ? -eps : eps) * act[i % QM_DV]);
                         }
                 rf_fusion_study sv = s;
                 sv.images = var;
                 z[sgn] = logit_of(f, &sv, k);
             }
-            fd[t] = fmax(0, (z[0] - z[1]) / (2 * eps) / NPATCH);
+            fd[t] = fmax(0, (z[0] - z[1]) / (2 * eps) / QM_NPATCH);
             mx = fmax(mx, fd[t]);
         }
         const float *m = r.findings[k].maps[0].values;
         lit += mx > 0;
-        for (int t = 0; t < NPATCH; t++) {
+        for (int t = 0; t < QM_NPATCH; t++) {
             double want = mx > 0 ? fd[t] / mx : 0;
             worst = fmax(worst, fabs(m[t] - want));
         }
@@ -748,7 +547,7 @@ int main(void)
     }
     char dir[256];
     test_tmpdir(dir, sizeof dir);
-    make_quadrant_model(dir);
+    test_make_quadrant_model(dir);
     check_quadrant(be, dir);
 
     rf_vocab *vocab;
