@@ -8,18 +8,12 @@
 # sensitivity and specificity in [0, 1]; the rows read are exactly the
 # validation rows of datasets/splits/covid-chestxray.csv (counted here with
 # Python's csv module), so no test patient is read.
-set -uo pipefail
-bin=${RADFUSE_BIN:?RADFUSE_BIN must name the radfuse binary}
-src=${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}
-shared=${RADFUSE_SHARED:-$src/../shared}
+name=test_default_eval
+source "${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}/tests/lib.sh"
+need_shared data/covid-chestxray
+need_tools python3
 data=$shared/data/covid-chestxray
-if [[ ! -d $data ]]; then
-  echo "test_default_eval: shared data not found at $shared (set RADFUSE_SHARED)" >&2
-  exit 1
-fi
-command -v python3 >/dev/null || { echo "test_default_eval: python3 is missing (scripts/install-deps.sh)" >&2; exit 1; }
-tmp=$(mktemp -d /tmp/radfuse-test-default-eval-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+make_tmp
 # the automatic device may load a Vulkan driver, whose own leaks are not ours
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 

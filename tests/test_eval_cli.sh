@@ -10,44 +10,12 @@
 # table output; rows whose image is missing or broken counted, listed and
 # left out (exit 0); CPU and Vulkan (lavapipe) predictions within 1e-4
 # (--predictions); usage and input errors with their exit status and one line.
-set -uo pipefail
-bin=${RADFUSE_BIN:?RADFUSE_BIN must name the radfuse binary}
-src=${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}
-shared=${RADFUSE_SHARED:-$src/../shared}
+name=test_eval_cli
+source "${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}/tests/lib.sh"
+need_shared data/covid-chestxray
+need_tools python3
 data=$shared/data/covid-chestxray
-if [[ ! -d $data ]]; then
-  echo "test_eval_cli: shared data not found at $shared (set RADFUSE_SHARED)" >&2
-  exit 1
-fi
-command -v python3 >/dev/null || { echo "test_eval_cli: python3 is missing (scripts/install-deps.sh)" >&2; exit 1; }
-tmp=$(mktemp -d /tmp/radfuse-test-eval-cli-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then
-    echo "test_eval_cli: FAILED: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
-# run EXPECTED_STATUS OUT_FILE ERR_FILE ARGS...; CPU runs are leak-checked under
-# ASan, runs that may load a Vulkan driver not (CMakeLists.txt)
-run() {
-  local want=$1 out=$2 errf=$3
-  shift 3
-  local asan=${ASAN_OPTIONS:-}
-  [[ " $* " == *" --device cpu "* ]] && asan=${asan/detect_leaks=0/detect_leaks=1}
-  ASAN_OPTIONS=$asan "$bin" "$@" >"$out" 2>"$errf"
-  local got=$?
-  if [[ $got -ne $want ]]; then
-    echo "test_eval_cli: exit status $got, expected $want: radfuse $*" >&2
-    sed 's/^/  /' "$errf" >&2
-    return 1
-  fi
-}
+make_tmp
 one_line() { [[ $(wc -l <"$1") -eq 1 ]] && grep -q "$2" "$1"; }
 
 # the model: labels covid19, pneumonia and three outcomes
@@ -262,5 +230,4 @@ printf 'patientid,split\n2,val\n' >"$tmp/short.csv"
 check "a split file missing patients" run 2 "$tmp/o.txt" "$tmp/err.txt" eval "$data" --model "$model" --split "$tmp/short.csv" --device cpu
 check "... one line naming it" one_line "$tmp/err.txt" "$tmp/short.csv"
 
-echo "test_eval_cli: $checks checks, $failures failures"
-[[ $failures -eq 0 ]]
+finish

@@ -5,46 +5,11 @@
 # Vulkan (lavapipe) within 1e-4, no patient identifiers outside dicom/ unless
 # --include-phi, dciodvfy on the DICOM outputs, and the exit status and one
 # error line for usage errors and bad inputs.
-set -uo pipefail
-bin=${RADFUSE_BIN:?RADFUSE_BIN must name the radfuse binary}
-src=${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}
-shared=${RADFUSE_SHARED:-$src/../shared}
-if [[ ! -d $shared/data/covid-chestxray ]]; then
-  echo "test_read_cli: shared data not found at $shared (set RADFUSE_SHARED)" >&2
-  exit 1
-fi
-for tool in python3 dciodvfy; do
-  command -v $tool >/dev/null || { echo "test_read_cli: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
-tmp=$(mktemp -d /tmp/radfuse-test-read-cli-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-checks=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then
-    echo "test_read_cli: FAILED: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
-# run EXPECTED_STATUS OUT_FILE ERR_FILE ARGS...: the exit status must be EXPECTED_STATUS
-# Under ASan the runs on the CPU (--device cpu) are leak-checked; runs that may
-# load a Vulkan driver are not (CMakeLists.txt: its leaks are not radfuse's).
-run() {
-  local want=$1 out=$2 errf=$3
-  shift 3
-  local asan=${ASAN_OPTIONS:-}
-  [[ " $* " == *" --device cpu "* ]] && asan=${asan/detect_leaks=0/detect_leaks=1}
-  ASAN_OPTIONS=$asan "$bin" "$@" >"$out" 2>"$errf"
-  local got=$?
-  if [[ $got -ne $want ]]; then
-    echo "test_read_cli: 'radfuse $*' exited $got, expected $want; stderr:" >&2
-    cat "$errf" >&2
-    return 1
-  fi
-}
+name=test_read_cli
+source "${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}/tests/lib.sh"
+need_shared data/covid-chestxray
+need_tools python3 dciodvfy
+make_tmp
 
 "$bin" model random --arch fusion_tiny --vocab "$shared/fixtures/tokenizer/vocab.txt" --out "$tmp/model" >/dev/null ||
   { echo "test_read_cli: cannot make the model" >&2; exit 1; }
@@ -150,5 +115,4 @@ check "warning printed" grep -q "warning: note 1" "$tmp/err.txt"
 touch "$tmp/file"
 check "unwritable --out" run 2 "$tmp/x" "$tmp/err.txt" read "${common[@]}" --device cpu --out "$tmp/file/o"
 
-echo "test_read_cli: $checks checks, $failures failures"
-[[ $failures -eq 0 ]]
+finish

@@ -9,43 +9,17 @@
 # same export, each shard what the documented hash gives it; a third submission changes
 # nothing; an array whose tasks fail must not run its merge. Slurm or munge missing is a
 # failure naming the package. The daemons are stopped on every exit.
-set -uo pipefail
-bin=${RADFUSE_BIN:?RADFUSE_BIN must name the radfuse binary}
-src=${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}
-shared=${RADFUSE_SHARED:-$src/../shared}
-if [[ ! -d $shared/data/covid-chestxray ]]; then
-  echo "test_slurm: shared data not found at $shared (set RADFUSE_SHARED)" >&2
-  exit 1
-fi
-command -v python3 >/dev/null || { echo "test_slurm: python3 is missing (scripts/install-deps.sh)" >&2; exit 1; }
+name=test_slurm
+source "${RADFUSE_SOURCE:?RADFUSE_SOURCE must name the source tree}/tests/lib.sh"
+need_shared data/covid-chestxray
+need_tools python3
 # shellcheck source=tests/slurm/cluster.sh
 source "$src/tests/slurm/cluster.sh"
 slurm_need || { echo "test_slurm: FAILED: Slurm cannot run here (above)" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/radfuse-test-slurm-XXXXXX)
+cleanup_extra() { slurm_down; }
+make_tmp
 chmod 755 "$tmp"
-cleanup() {
-  slurm_down
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-failures=0
-checks=0
-check() { # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then
-    echo "test_slurm: FAILED: $what" >&2
-    failures=$((failures + 1))
-    return 1
-  fi
-}
-fatal() {
-  echo "test_slurm: FAILED: $*" >&2
-  exit 1
-}
 
 # the export: 24 covid-chestxray rows (some with labs) as studies in one tree, each in the
 # folder convention `radfuse dataset study` writes (study/, note.txt, labs.csv)
@@ -189,5 +163,4 @@ check "the merge of a failed array is cancelled, never run" grep -q "^$merge3 CA
 check "the cancelled merge wrote nothing" test ! -e "$tmp/out-bad/merged"
 [[ $failures -eq 0 ]] || echo "$bad" >&2
 
-echo "test_slurm: $checks checks, $failures failed"
-[[ $failures -eq 0 ]]
+finish
