@@ -135,21 +135,6 @@ static int find_row(const char *meta, long row, const char *image, row_fields *o
 
 /* ---- JPEG (libjpeg-turbo) ---- */
 
-typedef struct jpeg_fail {
-    struct jpeg_error_mgr mgr;
-    jmp_buf jb;
-    char msg[JMSG_LENGTH_MAX];
-} jpeg_fail;
-
-static void on_jpeg_error(j_common_ptr cinfo)
-{
-    jpeg_fail *f = (jpeg_fail *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, f->msg);
-    longjmp(f->jb, 1);
-}
-
-static void on_jpeg_message(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
-
 /* Decodes path to 8-bit gray (JDCT_ISLOW: the values every libjpeg decoder
  * and DCMTK's IJG codec agree on); *pixels is malloc'd. */
 static int decode_jpeg(const char *path, uint8_t **pixels, int *rows, int *cols, rf_err *err)
@@ -160,12 +145,10 @@ static int decode_jpeg(const char *path, uint8_t **pixels, int *rows, int *cols,
     if (rc)
         return rc;
     struct jpeg_decompress_struct cinfo;
-    jpeg_fail jf;
+    ds_jpeg_fail jf;
     /* volatile: changed between setjmp and a longjmp back to it */
     uint8_t *volatile out = NULL;
-    cinfo.err = jpeg_std_error(&jf.mgr);
-    jf.mgr.error_exit = on_jpeg_error;
-    jf.mgr.emit_message = on_jpeg_message;
+    ds_jpeg_catch(&cinfo, &jf);
     if (setjmp(jf.jb)) {
         jpeg_destroy_decompress(&cinfo);
         free(out);

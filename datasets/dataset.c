@@ -200,6 +200,14 @@ int ds_header(text_csv *csv, const char *file, const char *const *names, int n, 
     return RF_OK;
 }
 
+int ds_csv_open(text_csv *csv, const char *file, const char *data, size_t len, const char *const *names, int n,
+                unsigned long long optional, size_t *idx, size_t *ncols, rf_err *err)
+{
+    text_csv_opts opts = {.skip_blank = true};
+    text_csv_init(csv, file, data, len, &opts);
+    return ds_header(csv, file, names, n, optional, idx, ncols, err);
+}
+
 int ds_record(text_csv *csv, const char *file, size_t ncols, bool *got, rf_err *err)
 {
     int rc = text_csv_read(csv, got, err);
@@ -209,6 +217,32 @@ int ds_record(text_csv *csv, const char *file, size_t ncols, bool *got, rf_err *
         return rf_err_set(err, RF_EFORMAT, "%s: line %zu: %zu fields where the header has %zu", file, csv->line,
                           csv->nfields, ncols);
     return RF_OK;
+}
+
+int ds_record_strs(rf_dataset *ds, text_csv *csv, const char *file, size_t ncols, const size_t *col, int n,
+                   const char **f, bool *got, rf_err *err)
+{
+    int rc = ds_record(csv, file, ncols, got, err);
+    if (rc || !*got)
+        return rc;
+    for (int k = 0; k < n; k++) {
+        size_t len;
+        const char *v = ds_field(csv, col[k], &len);
+        if (!(f[k] = ds_str(ds, v, len)))
+            return rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
+    }
+    return RF_OK;
+}
+
+void *ds_grow(void *a, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return a;
+    size_t c = *cap ? *cap * 2 : 4096;
+    void *b = realloc(a, c * size);
+    if (b)
+        *cap = c;
+    return b;
 }
 
 const char *ds_field(const text_csv *csv, size_t idx, size_t *len)

@@ -49,10 +49,8 @@ static int load_chexpert_csv(rf_dataset *ds, const char *file, const char *prefi
     if (rc)
         return rc;
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, file, data, len, &opts);
     size_t col[X_COUNT], ncols;
-    rc = ds_header(&csv, file, names, X_COUNT, 0, col, &ncols, err);
+    rc = ds_csv_open(&csv, file, data, len, names, X_COUNT, 0, col, &ncols, err);
     while (!rc) {
         bool got;
         if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
@@ -212,11 +210,9 @@ static int read_mimic_labels(rf_dataset *ds, study_labels **out, size_t *count, 
     if (rc)
         return rc;
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, file, data, len, &opts);
     size_t col[2 + NOBS], ncols, n = 0, cap = 0;
     study_labels *a = NULL;
-    rc = ds_header(&csv, file, names, 2 + NOBS, 0, col, &ncols, err);
+    rc = ds_csv_open(&csv, file, data, len, names, 2 + NOBS, 0, col, &ncols, err);
     while (!rc) {
         bool got;
         if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
@@ -226,15 +222,12 @@ static int read_mimic_labels(rf_dataset *ds, study_labels **out, size_t *count, 
             rc = rf_err_set(err, RF_EFORMAT, "%s: line %zu: study_id is not a number", file, csv.line);
             break;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            study_labels *b = realloc(a, cap * sizeof *b);
-            if (!b) {
-                rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
-                break;
-            }
-            a = b;
+        study_labels *b = ds_grow(a, &cap, n, sizeof *a);
+        if (!b) {
+            rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
+            break;
         }
+        a = b;
         a[n].study = strtoull(study, NULL, 10);
         if ((rc = read_obs(&csv, file, col + 2, a[n].t, err)))
             break;
@@ -268,11 +261,9 @@ static int read_mimic_split(rf_dataset *ds, dicom_split **out, size_t *count, rf
     if (rc)
         return rc;
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, file, data, len, &opts);
     size_t col[2], ncols, n = 0, cap = 0;
     dicom_split *a = NULL;
-    rc = ds_header(&csv, file, names, 2, 0, col, &ncols, err);
+    rc = ds_csv_open(&csv, file, data, len, names, 2, 0, col, &ncols, err);
     while (!rc) {
         bool got;
         if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
@@ -283,15 +274,12 @@ static int read_mimic_split(rf_dataset *ds, dicom_split **out, size_t *count, rf
             rc = rf_err_set(err, RF_EFORMAT, "%s: line %zu: split is not train, validate or test", file, csv.line);
             break;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            dicom_split *b = realloc(a, cap * sizeof *b);
-            if (!b) {
-                rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
-                break;
-            }
-            a = b;
+        dicom_split *b = ds_grow(a, &cap, n, sizeof *a);
+        if (!b) {
+            rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
+            break;
         }
+        a = b;
         size_t dn;
         const char *d = ds_field(&csv, col[0], &dn);
         if (!(a[n].dicom = ds_str(ds, d, dn))) {
@@ -340,25 +328,13 @@ int ds_load_mimic(rf_dataset *ds, rf_err *err)
     static const char *const names[M_COUNT] = {"dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate",
                                                "StudyTime"};
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, file, data, len, &opts);
     size_t col[M_COUNT], ncols;
-    rc = ds_header(&csv, file, names, M_COUNT, (1ull << M_VIEW) | (1ull << M_DATE) | (1ull << M_TIME), col, &ncols,
-                   err);
+    rc = ds_csv_open(&csv, file, data, len, names, M_COUNT, (1ull << M_VIEW) | (1ull << M_DATE) | (1ull << M_TIME),
+                     col, &ncols, err);
     while (!rc) {
         bool got;
-        if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
-            break;
         const char *f[M_COUNT];
-        for (int k = 0; k < M_COUNT; k++) {
-            size_t n;
-            const char *v = ds_field(&csv, col[k], &n);
-            if (!(f[k] = ds_str(ds, v, n))) {
-                rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
-                break;
-            }
-        }
-        if (rc)
+        if ((rc = ds_record_strs(ds, &csv, file, ncols, col, M_COUNT, f, &got, err)) || !got)
             break;
         if (!all_digits(f[M_SUBJECT]) || strlen(f[M_SUBJECT]) < 2 || !all_digits(f[M_STUDY]) ||
             strlen(f[M_STUDY]) > 18 || !*f[M_DICOM] || strchr(f[M_DICOM], '/') || f[M_DICOM][0] == '.') {

@@ -122,24 +122,12 @@ int ds_load_covid(rf_dataset *ds, rf_err *err)
     if (rc)
         return rc;
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, file, data, len, &opts);
     size_t col[C_COUNT], ncols;
-    rc = ds_header(&csv, file, columns, C_COUNT, 1ull << C_MODALITY, col, &ncols, err);
+    rc = ds_csv_open(&csv, file, data, len, columns, C_COUNT, 1ull << C_MODALITY, col, &ncols, err);
     while (!rc) {
         bool got;
-        if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
-            break;
         const char *f[C_COUNT];
-        for (int k = 0; k < C_COUNT; k++) {
-            size_t n;
-            const char *v = ds_field(&csv, col[k], &n);
-            if (!(f[k] = ds_str(ds, v, n))) {
-                rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
-                break;
-            }
-        }
-        if (rc)
+        if ((rc = ds_record_strs(ds, &csv, file, ncols, col, C_COUNT, f, &got, err)) || !got)
             break;
         if (*f[C_MODALITY] && strcmp(f[C_MODALITY], "X-ray")) {
             ds->skipped++; /* CT rows of the full collection: not chest radiographs */

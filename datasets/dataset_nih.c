@@ -164,24 +164,12 @@ int ds_load_nih(rf_dataset *ds, rf_err *err)
     static const char *const names[N_COUNT] = {"Image Index", "Finding Labels", "Follow-up #",   "Patient ID",
                                                "Patient Age", "Patient Gender", "View Position"};
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, file, data, len, &opts);
     size_t col[N_COUNT], ncols;
-    rc = ds_header(&csv, file, names, N_COUNT, 0, col, &ncols, err);
+    rc = ds_csv_open(&csv, file, data, len, names, N_COUNT, 0, col, &ncols, err);
     while (!rc) {
         bool got;
-        if ((rc = ds_record(&csv, file, ncols, &got, err)) || !got)
-            break;
         const char *f[N_COUNT];
-        for (int k = 0; k < N_COUNT; k++) {
-            size_t n;
-            const char *v = ds_field(&csv, col[k], &n);
-            if (!(f[k] = ds_str(ds, v, n))) {
-                rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
-                break;
-            }
-        }
-        if (rc)
+        if ((rc = ds_record_strs(ds, &csv, file, ncols, col, N_COUNT, f, &got, err)) || !got)
             break;
         if (!*f[N_INDEX] || strchr(f[N_INDEX], '/') || f[N_INDEX][0] == '.' || !*f[N_PATIENT]) {
             rc = rf_err_set(err, RF_EFORMAT, "%s: line %zu: no usable Image Index or Patient ID", file, csv.line);

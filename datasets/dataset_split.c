@@ -137,11 +137,9 @@ static int read_split_file(const rf_dataset *ds, const char *path, rf_split *sid
     for (size_t i = 0; i < ds->npatients; i++)
         sides[i] = RF_SPLIT_NONE;
     text_csv csv;
-    text_csv_opts opts = {.skip_blank = true};
-    text_csv_init(&csv, path, data, len, &opts);
     static const char *const names[] = {"patientid", "split"};
     size_t col[2], ncols;
-    rc = ds_header(&csv, path, names, 2, 0, col, &ncols, err);
+    rc = ds_csv_open(&csv, path, data, len, names, 2, 0, col, &ncols, err);
     while (!rc) {
         bool got;
         if ((rc = ds_record(&csv, path, ncols, &got, err)) || !got)

@@ -2,7 +2,8 @@
  * Internal to radfuse_datasets: the C boundary of the DICOM writer of
  * datasets/make_study.cpp (DCMTK), which catches every exception; the
  * collection's lab conversion shared by the study maker and the loader; the
- * loaders' dataset structure and CSV helpers.
+ * loaders' dataset structure and CSV helpers; libjpeg's error catching for
+ * the JPEG decoders.
  */
 #ifndef RADFUSE_DATASETS_INTERNAL_H
 #define RADFUSE_DATASETS_INTERNAL_H
@@ -54,6 +55,22 @@ int ds_covid_labs_csv(const char *const vals[DS_COVID_NLABS], const char *iso_da
 /* YYYYMMDD of RF_DATASET_BASE_DATE plus days (|days| <= 36500). */
 void ds_study_date(long days, char out[9]);
 
+/* ---- JPEG decoding (datasets/jpeg_catch.c; where jpeglib.h is included first) ---- */
+#if !defined(__cplusplus) && defined(JPEG_LIB_VERSION)
+#include <setjmp.h>
+
+/* libjpeg's fatal errors end in a longjmp to jb with the message in msg;
+ * its warnings are dropped. The decoder calls setjmp(f->jb) itself, after
+ * ds_jpeg_catch and before any other libjpeg call. */
+typedef struct ds_jpeg_fail {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+} ds_jpeg_fail;
+
+void ds_jpeg_catch(struct jpeg_decompress_struct *cinfo, ds_jpeg_fail *f);
+#endif
+
 /* ---- loaders (datasets/dataset*.c; C only) ---- */
 #ifndef __cplusplus
 
@@ -94,8 +111,17 @@ int ds_read_csv(const char *path, char **data, size_t *len, rf_err *err);
  * optional is set (then idx[k] = (size_t)-1). *ncols gets the header's width. */
 int ds_header(text_csv *csv, const char *file, const char *const *names, int n, unsigned long long optional,
               size_t *idx, size_t *ncols, rf_err *err);
+/* text_csv_init on file's text data[0..len) (blank lines skipped), then ds_header. */
+int ds_csv_open(text_csv *csv, const char *file, const char *data, size_t len, const char *const *names, int n,
+                unsigned long long optional, size_t *idx, size_t *ncols, rf_err *err);
 /* Reads the next record and checks it has ncols fields; *got false at the end. */
 int ds_record(text_csv *csv, const char *file, size_t ncols, bool *got, rf_err *err);
+/* ds_record, then fields col[0..n) of the record as ds_str copies in f[0..n). */
+int ds_record_strs(rf_dataset *ds, text_csv *csv, const char *file, size_t ncols, const size_t *col, int n,
+                   const char **f, bool *got, rf_err *err);
+/* a with room for element n (elements of size bytes; *cap doubles from 4096):
+ * a itself or its realloc; NULL (a untouched) when out of memory. */
+void *ds_grow(void *a, size_t *cap, size_t n, size_t size);
 /* Field idx of the record (trimmed copy in the arena is ds_str's job): "" for (size_t)-1. */
 const char *ds_field(const text_csv *csv, size_t idx, size_t *len);
 /* Whether path exists (any kind of file). */

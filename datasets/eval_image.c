@@ -15,6 +15,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "datasets/datasets_internal.h"
 #include "radfuse/eval.h"
 #include "radfuse/read.h"
 #include "radfuse/render.h"
@@ -25,30 +26,13 @@
 
 /* ---- JPEG ---- */
 
-typedef struct jpeg_fail {
-    struct jpeg_error_mgr mgr;
-    jmp_buf jb;
-    char msg[JMSG_LENGTH_MAX];
-} jpeg_fail;
-
-static void on_jpeg_error(j_common_ptr cinfo)
-{
-    jpeg_fail *f = (jpeg_fail *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, f->msg);
-    longjmp(f->jb, 1);
-}
-
-static void on_jpeg_message(j_common_ptr cinfo, int level) { (void)cinfo, (void)level; }
-
 static int decode_jpeg(const char *path, const char *data, size_t len, rf_dicom_image *img, rf_err *err)
 {
     struct jpeg_decompress_struct cinfo;
-    jpeg_fail jf;
+    ds_jpeg_fail jf;
     /* volatile: changed between setjmp and a longjmp back to it */
     uint8_t *volatile out = NULL;
-    cinfo.err = jpeg_std_error(&jf.mgr);
-    jf.mgr.error_exit = on_jpeg_error;
-    jf.mgr.emit_message = on_jpeg_message;
+    ds_jpeg_catch(&cinfo, &jf);
     if (setjmp(jf.jb)) {
         jpeg_destroy_decompress(&cinfo);
         free(out);
