@@ -70,6 +70,26 @@ static int same_file(const char *a, const char *b)
     return same;
 }
 
+/* rf_dataset_open of root with layout, which must succeed: the dataset, or NULL (a failed check). */
+static rf_dataset *open_ok(const char *root, rf_dataset_layout layout)
+{
+    rf_dataset *ds = NULL;
+    rf_err err;
+    int rc = rf_dataset_open(&ds, root, layout, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    return rc ? NULL : ds;
+}
+
+/* rf_dataset_open of root with layout, which must fail with one line holding want1 and want2 (unless NULL). */
+static void expect_fail(const char *root, rf_dataset_layout layout, const char *want1, const char *want2)
+{
+    rf_dataset *ds = NULL;
+    rf_err err;
+    int rc = rf_dataset_open(&ds, root, layout, &err);
+    CHECKF(rc != 0 && ds == NULL && one_line(err.msg) && strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2)),
+           "rc %d: %s (wanted '%s', '%s')", rc, rc ? err.msg : "", want1, want2 ? want2 : "");
+}
+
 static const rf_dataset_row *find_row(const rf_dataset *ds, const char *id, size_t *index)
 {
     for (size_t i = 0; i < rf_dataset_count(ds); i++)
@@ -337,11 +357,8 @@ static void check_covid(const char *shared, const char *src)
     CHECKF(exp != NULL, "%s: no JSON", script);
     if (!exp)
         return;
-    rf_dataset *ds;
-    rf_err err;
-    rc = rf_dataset_open(&ds, data, RF_DATASET_AUTO, &err);
-    CHECKF(rc == 0, "%s", err.msg);
-    if (!rc) {
+    rf_dataset *ds = open_ok(data, RF_DATASET_AUTO);
+    if (ds) {
         CHECK(rf_dataset_get_layout(ds) == RF_DATASET_COVID);
         check_covid_rows(ds, exp);
         check_covid_labs(ds, data);
@@ -349,8 +366,7 @@ static void check_covid(const char *shared, const char *src)
         check_sample(ds, data, src);
         rf_dataset_free(ds);
     }
-    rc = rf_dataset_open(&ds, data, RF_DATASET_NIH, &err);
-    CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "Data_Entry_2017"), "%s", err.msg);
+    expect_fail(data, RF_DATASET_NIH, "Data_Entry_2017", NULL);
 
     /* the images are checked when asked for: metadata.csv beside an empty images/ */
     char fake[512], path[1100], meta[1100];
@@ -360,9 +376,8 @@ static void check_covid(const char *shared, const char *src)
     snprintf(path, sizeof path, "%s/metadata.csv", fake);
     snprintf(meta, sizeof meta, "%s/metadata.csv", data);
     CHECK(symlink(meta, path) == 0);
-    rc = rf_dataset_open(&ds, fake, RF_DATASET_COVID, &err);
-    CHECKF(rc == 0, "%s", err.msg);
-    if (!rc) {
+    if ((ds = open_ok(fake, RF_DATASET_COVID))) {
+        rf_err err;
         char img[4096];
         rc = rf_dataset_image_path(ds, 0, img, sizeof img, &err);
         CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "/images/") && strstr(err.msg, "line 2"), "%s",
@@ -404,12 +419,11 @@ static void check_chexpert(void)
 
     const char *roots[2] = {root, dir};
     for (int pass = 0; pass < 2; pass++) {
-        rf_dataset *ds;
-        rf_err err;
-        int rc = rf_dataset_open(&ds, roots[pass], RF_DATASET_AUTO, &err);
-        CHECKF(rc == 0, "%s", err.msg);
-        if (rc)
+        rf_dataset *ds = open_ok(roots[pass], RF_DATASET_AUTO);
+        if (!ds)
             continue;
+        rf_err err;
+        int rc;
         CHECK(rf_dataset_get_layout(ds) == RF_DATASET_CHEXPERT);
         CHECK(rf_dataset_count(ds) == 5 && rf_dataset_patient_count(ds) == 4 && rf_dataset_ntargets(ds) == 14);
         int nf = rf_dataset_target_index(ds, "no_finding"), card = rf_dataset_target_index(ds, "cardiomegaly"),
@@ -452,13 +466,10 @@ static void check_chexpert(void)
     char renamed[600];
     snprintf(renamed, sizeof renamed, "%s/chexpert-renamed", tmp);
     CHECK(symlink(dir, renamed) == 0);
-    rf_dataset *rds;
-    rf_err rerr;
-    int rrc = rf_dataset_open(&rds, renamed, RF_DATASET_AUTO, &rerr);
-    CHECKF(rrc != 0 && one_line(rerr.msg) && strstr(rerr.msg, "no known dataset layout"), "%s", rerr.msg);
-    rrc = rf_dataset_open(&rds, renamed, RF_DATASET_CHEXPERT, &rerr);
-    CHECKF(rrc == 0, "%s", rerr.msg);
-    if (!rrc) {
+    expect_fail(renamed, RF_DATASET_AUTO, "no known dataset layout", NULL);
+    rf_dataset *rds = open_ok(renamed, RF_DATASET_CHEXPERT);
+    if (rds) {
+        rf_err rerr;
         char p[4096];
         CHECK(rf_dataset_count(rds) == 5 && !strcmp(rf_dataset_get(rds, 0)->image,
                                                      "train/patient00001/study1/view1_frontal.jpg"));
@@ -474,16 +485,11 @@ static void check_chexpert(void)
              "%sCheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg,Female,68,Frontal,AP,1.0,,,,,2.0,,,,0.0,,,,\n",
              CHEXPERT_HEADER);
     write_text(bad, "train.csv", csv);
-    rf_dataset *ds;
-    rf_err err;
-    int rc = rf_dataset_open(&ds, bad, RF_DATASET_CHEXPERT, &err);
-    CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "train.csv: line 2") && strstr(err.msg, "'Edema'"), "%s",
-           err.msg);
+    expect_fail(bad, RF_DATASET_CHEXPERT, "train.csv: line 2", "'Edema'");
     snprintf(csv, sizeof csv, "%sCheXpert-v1.0/train/view1_frontal.jpg,Female,68,Frontal,AP,,,,,,,,,,,,,,\n",
              CHEXPERT_HEADER);
     write_text(bad, "train.csv", csv);
-    rc = rf_dataset_open(&ds, bad, RF_DATASET_CHEXPERT, &err);
-    CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "line 2") && strstr(err.msg, "Path"), "%s", err.msg);
+    expect_fail(bad, RF_DATASET_CHEXPERT, "line 2", "Path");
 }
 
 /* ---- MIMIC-CXR-JPG (format fixture) ---- */
@@ -531,12 +537,10 @@ static void check_mimic(void)
                "174413ec-4ec4c1f7-34ea26b7-c5f994f8-79ef1962,50414267,10000032,train\n"
                "2a2277a9-b0ded155-c0de8eb9-c124d10e-82c5caab,53189527,10000032,validate\n"
                "68b5c4b1-227d0485-9cc38c3f-7b84ab51-4b472714,57375967,10000764,test\n");
-    rf_dataset *ds;
-    rf_err err;
-    int rc = rf_dataset_open(&ds, root, RF_DATASET_AUTO, &err);
-    CHECKF(rc == 0, "%s", err.msg);
-    if (rc)
+    rf_dataset *ds = open_ok(root, RF_DATASET_AUTO);
+    if (!ds)
         return;
+    rf_err err;
     CHECK(rf_dataset_get_layout(ds) == RF_DATASET_MIMIC);
     CHECK(rf_dataset_count(ds) == 4 && rf_dataset_patient_count(ds) == 2 && rf_dataset_unmapped_rows(ds) == 1);
     int nf = rf_dataset_target_index(ds, "no_finding"), pe = rf_dataset_target_index(ds, "pleural_effusion"),
@@ -552,7 +556,7 @@ static void check_mimic(void)
            want);
     char path[4096];
     CHECKF(rf_dataset_image_path(ds, 0, path, sizeof path, &err) == 0, "%s", err.msg);
-    rc = rf_dataset_image_path(ds, 1, path, sizeof path, &err);
+    int rc = rf_dataset_image_path(ds, 1, path, sizeof path, &err);
     CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "s50414267/174413ec"), "%s", err.msg);
     r = rf_dataset_get(ds, 1);
     CHECK(r->frontal == 0 && !strcmp(r->view, "LL"));
@@ -567,8 +571,7 @@ static void check_mimic(void)
 
     /* a gzip file that is not one */
     write_text(root, "mimic-cxr-2.0.0-metadata.csv.gz", "dicom_id,subject_id\n\x1f\x8b\x08garbage");
-    rc = rf_dataset_open(&ds, root, RF_DATASET_MIMIC, &err);
-    CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "metadata.csv.gz"), "%s", err.msg);
+    expect_fail(root, RF_DATASET_MIMIC, "metadata.csv.gz", NULL);
 }
 
 /* ---- NIH ChestX-ray14 (format fixture) ---- */
@@ -594,12 +597,10 @@ static void check_nih(void)
                "00000003_000.png,Hernia|Pleural_Thickening|Effusion,0,3,414,F,PA,2582,2905,0.143,0.143,\n");
     write_text(root, "train_val_list.txt", "00000001_000.png\n00000001_001.png\n00000003_000.png\n");
     write_text(root, "test_list.txt", "00000002_000.png\n");
-    rf_dataset *ds;
-    rf_err err;
-    int rc = rf_dataset_open(&ds, root, RF_DATASET_AUTO, &err);
-    CHECKF(rc == 0, "%s", err.msg);
-    if (rc)
+    rf_dataset *ds = open_ok(root, RF_DATASET_AUTO);
+    if (!ds)
         return;
+    rf_err err;
     CHECK(rf_dataset_get_layout(ds) == RF_DATASET_NIH);
     CHECK(rf_dataset_count(ds) == 4 && rf_dataset_patient_count(ds) == 3 && rf_dataset_ntargets(ds) == 15);
     int card = rf_dataset_target_index(ds, "cardiomegaly"), emph = rf_dataset_target_index(ds, "emphysema"),
@@ -625,7 +626,7 @@ static void check_nih(void)
            "%s", err.msg);
     CHECKF(rf_dataset_image_path(ds, 0, path, sizeof path, &err) == 0 && strstr(path, "images_001/images/"), "%s",
            err.msg);
-    rc = rf_dataset_image_path(ds, 1, path, sizeof path, &err);
+    int rc = rf_dataset_image_path(ds, 1, path, sizeof path, &err);
     CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "00000001_001.png") && strstr(err.msg, "line 3"), "%s",
            err.msg);
     rf_split sides[4];
@@ -637,22 +638,10 @@ static void check_nih(void)
                "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
                "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
                "00000001_000.png,Cardiomegaly|Covid,0,1,58,M,PA,2682,2749,0.143,0.143\n");
-    rc = rf_dataset_open(&ds, root, RF_DATASET_AUTO, &err);
-    CHECKF(rc != 0 && one_line(err.msg) && strstr(err.msg, "Data_Entry_2017_v2020.csv: line 2") &&
-               strstr(err.msg, "'Covid'"),
-           "%s", err.msg);
+    expect_fail(root, RF_DATASET_AUTO, "Data_Entry_2017_v2020.csv: line 2", "'Covid'");
 }
 
 /* ---- hostile CSVs and directories ---- */
-
-static void expect_fail(const char *root, rf_dataset_layout layout, const char *want1, const char *want2)
-{
-    rf_dataset *ds = NULL;
-    rf_err err;
-    int rc = rf_dataset_open(&ds, root, layout, &err);
-    CHECKF(rc != 0 && ds == NULL && one_line(err.msg) && strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2)),
-           "rc %d: %s (wanted '%s', '%s')", rc, rc ? err.msg : "", want1, want2 ? want2 : "");
-}
 
 static void check_hostile(const char *shared)
 {
@@ -708,11 +697,8 @@ static void check_hostile(const char *shared)
              "3,,F,,\"Pneumonia/Viral/COVID-19\",,,,,,,,,,L,X-ray,images,d.jpg,,,,\n",
              header);
     write_text(dir, "metadata.csv", text);
-    rf_dataset *ds;
-    rf_err err;
-    int rc = rf_dataset_open(&ds, dir, RF_DATASET_AUTO, &err);
-    CHECKF(rc == 0, "%s", err.msg);
-    if (!rc) {
+    rf_dataset *ds = open_ok(dir, RF_DATASET_AUTO);
+    if (ds) {
         CHECK(rf_dataset_count(ds) == 3 && rf_dataset_skipped_rows(ds) == 1 && rf_dataset_unmapped_rows(ds) == 1);
         const rf_dataset_row *r = rf_dataset_get(ds, 1);
         for (int k = 0; k < 7; k++)
@@ -738,6 +724,7 @@ static void check_hostile(const char *shared)
     expect_fail(meta, RF_DATASET_AUTO, "not a directory", NULL);
     expect_fail("/nonexistent-radfuse-dataset", RF_DATASET_AUTO, "/nonexistent-radfuse-dataset", NULL);
     rf_dataset_layout l;
+    rf_err err;
     CHECK(rf_dataset_layout_parse("chexpert", &l, &err) == 0 && l == RF_DATASET_CHEXPERT);
     CHECK(rf_dataset_layout_parse("cxr", &l, &err) != 0 && one_line(err.msg));
     (void)shared;
