@@ -200,6 +200,17 @@ int ds_header(text_csv *csv, const char *file, const char *const *names, int n, 
     return RF_OK;
 }
 
+rf_dataset_row *ds_add_image_row(rf_dataset *ds, int8_t **targets, long line, const char *image)
+{
+    rf_dataset_row *r = ds_add_row(ds, targets);
+    const char *img = r ? ds_str(ds, image, strlen(image)) : NULL;
+    if (!img)
+        return NULL;
+    r->line = line;
+    r->image = img;
+    return r;
+}
+
 int ds_csv_open(text_csv *csv, const char *file, const char *data, size_t len, const char *const *names, int n,
                 unsigned long long optional, size_t *idx, size_t *ncols, rf_err *err)
 {

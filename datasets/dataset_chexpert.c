@@ -195,6 +195,22 @@ static long days_from_civil(long y, unsigned m, unsigned d)
     return era * 146097 + (long)doe - 719468;
 }
 
+/* The end of reading a table of n elements into a: the CSV and its text
+ * freed, a freed too when rc is an error, else sorted by cmp. Returns rc. */
+static int end_table(text_csv *csv, char *data, int rc, void *a, size_t n, size_t size,
+                     int (*cmp)(const void *, const void *))
+{
+    text_csv_free(csv);
+    free(data);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    if (n)
+        qsort(a, n, size, cmp);
+    return RF_OK;
+}
+
 /* The labels of every study (mimic-cxr-2.0.0-chexpert.csv), sorted by study. */
 static int read_mimic_labels(rf_dataset *ds, study_labels **out, size_t *count, rf_err *err)
 {
@@ -233,14 +249,8 @@ static int read_mimic_labels(rf_dataset *ds, study_labels **out, size_t *count, 
             break;
         n++;
     }
-    text_csv_free(&csv);
-    free(data);
-    if (rc) {
-        free(a);
+    if ((rc = end_table(&csv, data, rc, a, n, sizeof *a, cmp_study)))
         return rc;
-    }
-    if (n)
-        qsort(a, n, sizeof *a, cmp_study);
     *out = a;
     *count = n;
     return RF_OK;
@@ -288,14 +298,8 @@ static int read_mimic_split(rf_dataset *ds, dicom_split **out, size_t *count, rf
         }
         a[n++].split = s;
     }
-    text_csv_free(&csv);
-    free(data);
-    if (rc) {
-        free(a);
+    if ((rc = end_table(&csv, data, rc, a, n, sizeof *a, cmp_dicom)))
         return rc;
-    }
-    if (n)
-        qsort(a, n, sizeof *a, cmp_dicom);
     *out = a;
     *count = n;
     return RF_OK;
@@ -345,20 +349,17 @@ int ds_load_mimic(rf_dataset *ds, rf_err *err)
             break;
         }
         int8_t *t;
-        rf_dataset_row *r = ds_add_row(ds, &t);
         char image[512];
         snprintf(image, sizeof image, "files/p%.2s/p%s/s%s/%s.jpg", f[M_SUBJECT], f[M_SUBJECT], f[M_STUDY],
                  f[M_DICOM]);
-        const char *img = r ? ds_str(ds, image, strlen(image)) : NULL;
-        if (!img) {
+        rf_dataset_row *r = ds_add_image_row(ds, &t, (long)csv.line, image);
+        if (!r) {
             rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
             break;
         }
-        r->line = (long)csv.line;
         r->id = f[M_DICOM];
         r->patient = f[M_SUBJECT];
         r->study = f[M_STUDY];
-        r->image = img;
         r->view_raw = f[M_VIEW];
         const char *v = f[M_VIEW];
         if (!strncmp(v, "PA", 2) || !strncmp(v, "AP", 2)) {

@@ -143,18 +143,15 @@ int ds_load_covid(rf_dataset *ds, rf_err *err)
             break;
         }
         int8_t *t;
-        rf_dataset_row *r = ds_add_row(ds, &t);
         char image[4096];
         snprintf(image, sizeof image, "%s/%s", *f[C_FOLDER] ? f[C_FOLDER] : "images", f[C_FILENAME]);
-        const char *img = r ? ds_str(ds, image, strlen(image)) : NULL;
-        if (!img) {
+        rf_dataset_row *r = ds_add_image_row(ds, &t, (long)csv.line, image);
+        if (!r) {
             rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
             break;
         }
-        r->line = (long)csv.line;
         r->id = f[C_FILENAME];
         r->patient = f[C_PATIENTID];
-        r->image = img;
         r->view_raw = f[C_VIEW];
         const char *v = f[C_VIEW];
         r->view = !strcmp(v, "PA") ? "PA" : !strncmp(v, "AP", 2) ? "AP" : !strcmp(v, "L") ? "LL" : "";

@@ -176,18 +176,15 @@ int ds_load_nih(rf_dataset *ds, rf_err *err)
             break;
         }
         int8_t *t;
-        rf_dataset_row *r = ds_add_row(ds, &t);
         char image[256];
         snprintf(image, sizeof image, "images/%.200s", f[N_INDEX]);
-        const char *img = r ? ds_str(ds, image, strlen(image)) : NULL;
-        if (!img) {
+        rf_dataset_row *r = ds_add_image_row(ds, &t, (long)csv.line, image);
+        if (!r) {
             rc = rf_err_set(err, RF_ENOMEM, "%s: out of memory", file);
             break;
         }
-        r->line = (long)csv.line;
         r->id = f[N_INDEX];
         r->patient = f[N_PATIENT];
-        r->image = img;
         r->view_raw = f[N_VIEW];
         r->view = !strcmp(f[N_VIEW], "PA") ? "PA" : !strcmp(f[N_VIEW], "AP") ? "AP" : "";
         r->frontal = *r->view ? 1 : -1;

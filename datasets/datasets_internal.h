@@ -104,6 +104,8 @@ struct rf_dataset {
 const char *ds_str(rf_dataset *ds, const char *s, size_t n);
 /* A new row (strings "", targets unknown, age -1, frontal -1) and its targets; NULL when out of memory. */
 rf_dataset_row *ds_add_row(rf_dataset *ds, int8_t **targets);
+/* ds_add_row for the record at line whose image is image (copied into the arena); NULL when out of memory. */
+rf_dataset_row *ds_add_image_row(rf_dataset *ds, int8_t **targets, long line, const char *image);
 /* A whole CSV file, gunzipped when its name ends in .gz; at most DS_CSV_MAX bytes. */
 int ds_read_csv(const char *path, char **data, size_t *len, rf_err *err);
 /* Reads the header of csv and finds the n columns names (exact names); a
