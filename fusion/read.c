@@ -11,11 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "radfuse/fusion.h"
-#include "radfuse/read.h"
-#include "radfuse/saliency.h"
+#include "fusion/read_internal.h"
 
-static double now_ms(void)
+double rf_rd_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -72,12 +70,6 @@ int rf_read_study_time(const char *da, const char *tm, rf_time *t)
     return rf_time_parse_iso(iso, (size_t)n, t) ? -1 : 0;
 }
 
-/* The study's date and time as an rf_time (the labs' reference); 0 when known. */
-static int study_time(const rf_read_result *r, rf_time *t)
-{
-    return rf_read_study_time(r->study.study_date, r->study.study_time, t);
-}
-
 int rf_read_preprocess(const rf_fusion *model, const rf_read_image *images, size_t n, int threads, float **out,
                        rf_err *err)
 {
@@ -105,24 +97,10 @@ int rf_read_preprocess(const rf_fusion *model, const rf_read_image *images, size
     return RF_OK;
 }
 
-/* Preprocesses every image into one [n, C, H, W] array. */
-static int preprocess_images(const rf_fusion *model, const rf_read_images *imgs, int threads, float **out,
-                             rf_err *err)
-{
-    return rf_read_preprocess(model, imgs->images, imgs->count, threads, out, err);
-}
-
 int rf_read_note_usable(const char *text, size_t len)
 {
     return len > 0 && strspn(text, " \t\r\n") < len;
 }
-
-typedef struct read_text {
-    rf_labs labs;
-    rf_text_encoding *enc; /* per result note (n = 0 when not encoded) */
-    rf_lab_token *tokens;
-    size_t ntokens;
-} read_text;
 
 static int add_note(rf_read_result *r, const rf_note *note, const char *path, int include_phi)
 {
@@ -148,49 +126,54 @@ static int add_note(rf_read_result *r, const rf_note *note, const char *path, in
     return RF_OK;
 }
 
-/* Notes and labs files: read, warnings for what fails, notes encoded, lab tokens made. */
-static int read_notes_labs(rf_fusion *model, const rf_read_request *req, rf_read_result *r, read_text *t,
-                           rf_err *err)
+int rf_rd_read_notes_labs(rf_read_result *r, const char *const *notes, int nnotes, const char *const *labs, int nlabs,
+                          int include_phi, rf_labs *out, rf_err *err)
+{
+    rf_err e;
+    /* notes: each file on its own, so one bad file is one warning */
+    for (int i = 0; i < nnotes; i++) {
+        size_t before = out->nnotes;
+        if (rf_note_read_file(notes[i], "note", out, &e)) {
+            if (rf_result_warn(r, "note %d: %s; read without it", i + 1, without_path(e.msg, notes[i])))
+                return rf_err_set(err, RF_ENOMEM, "out of memory");
+            continue;
+        }
+        for (size_t k = before; k < out->nnotes; k++)
+            if (add_note(r, &out->notes[k], notes[i], include_phi))
+                return rf_err_set(err, RF_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < nlabs; i++) {
+        size_t before = out->nnotes, issues = out->nissues;
+        if (rf_labs_read_file(labs[i], RF_LABS_AUTO, out, &e)) {
+            if (rf_result_warn(r, "labs %d: %s; read without it", i + 1, without_path(e.msg, labs[i])))
+                return rf_err_set(err, RF_ENOMEM, "out of memory");
+            continue;
+        }
+        if (out->nissues > issues &&
+            rf_result_warn(r, "labs %d: %zu record%s skipped (run `radfuse text labs` on the file for details)", i + 1,
+                           out->nissues - issues, out->nissues - issues == 1 ? "" : "s"))
+            return rf_err_set(err, RF_ENOMEM, "out of memory");
+        /* notes inside lab files (FHIR DocumentReference, HL7 TX) are notes too */
+        for (size_t k = before; k < out->nnotes; k++)
+            if (add_note(r, &out->notes[k], labs[i], include_phi))
+                return rf_err_set(err, RF_ENOMEM, "out of memory");
+    }
+    return RF_OK;
+}
+
+int rf_rd_encode_notes(rf_fusion *model, rf_read_result *r, rf_text_encoding **enc, rf_err *err)
 {
     const rf_fusion_info *info = rf_fusion_get_info(model);
     rf_err e;
-    /* notes: each file on its own, so one bad file is one warning */
-    for (int i = 0; i < req->nnotes; i++) {
-        size_t before = t->labs.nnotes;
-        if (rf_note_read_file(req->notes[i], "note", &t->labs, &e)) {
-            if (rf_result_warn(r, "note %d: %s; read without it", i + 1, without_path(e.msg, req->notes[i])))
-                return rf_err_set(err, RF_ENOMEM, "out of memory");
-            continue;
-        }
-        for (size_t k = before; k < t->labs.nnotes; k++)
-            if (add_note(r, &t->labs.notes[k], req->notes[i], req->include_phi))
-                return rf_err_set(err, RF_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < req->nlabs; i++) {
-        size_t before = t->labs.nnotes, issues = t->labs.nissues;
-        if (rf_labs_read_file(req->labs[i], RF_LABS_AUTO, &t->labs, &e)) {
-            if (rf_result_warn(r, "labs %d: %s; read without it", i + 1, without_path(e.msg, req->labs[i])))
-                return rf_err_set(err, RF_ENOMEM, "out of memory");
-            continue;
-        }
-        if (t->labs.nissues > issues &&
-            rf_result_warn(r, "labs %d: %zu record%s skipped (run `radfuse text labs` on the file for details)", i + 1,
-                           t->labs.nissues - issues, t->labs.nissues - issues == 1 ? "" : "s"))
-            return rf_err_set(err, RF_ENOMEM, "out of memory");
-        /* notes inside lab files (FHIR DocumentReference, HL7 TX) are notes too */
-        for (size_t k = before; k < t->labs.nnotes; k++)
-            if (add_note(r, &t->labs.notes[k], req->labs[i], req->include_phi))
-                return rf_err_set(err, RF_ENOMEM, "out of memory");
-    }
-    /* the text encoder over every note */
-    double t0 = now_ms();
+    *enc = NULL;
+    double t0 = rf_rd_now_ms();
     if (r->nnotes && !info->text.present) {
         if (rf_result_warn(r, "the model has no text encoder: %zu note%s not used", r->nnotes,
                            r->nnotes == 1 ? "" : "s"))
             return rf_err_set(err, RF_ENOMEM, "out of memory");
     } else if (r->nnotes) {
-        t->enc = calloc(r->nnotes, sizeof *t->enc);
-        if (!t->enc)
+        *enc = calloc(r->nnotes, sizeof **enc);
+        if (!*enc)
             return rf_err_set(err, RF_ENOMEM, "out of memory");
         for (size_t i = 0; i < r->nnotes; i++) {
             if (!rf_read_note_usable(r->notes[i].text, r->notes[i].len)) {
@@ -198,7 +181,7 @@ static int read_notes_labs(rf_fusion *model, const rf_read_request *req, rf_read
                     return rf_err_set(err, RF_ENOMEM, "out of memory");
                 continue;
             }
-            int rc = rf_fusion_encode_note(model, r->notes[i].text, r->notes[i].len, &t->enc[i], &e);
+            int rc = rf_fusion_encode_note(model, r->notes[i].text, r->notes[i].len, &(*enc)[i], &e);
             if (rc == RF_ENOMEM)
                 return rf_err_set(err, rc, "%s", e.msg);
             if (rc) {
@@ -208,28 +191,37 @@ static int read_notes_labs(rf_fusion *model, const rf_read_request *req, rf_read
             }
             r->notes[i].used = 1;
         }
-        if (rf_result_time(r, "text", now_ms() - t0))
+        if (rf_result_time(r, "text", rf_rd_now_ms() - t0))
             return rf_err_set(err, RF_ENOMEM, "out of memory");
     }
-    /* lab tokens as of the study's time (results after it are not used) */
+    return RF_OK;
+}
+
+int rf_rd_lab_tokens(rf_read_result *r, const rf_labs *labs, rf_lab_token **tokens, size_t *ntokens,
+                     rf_rd_warn_fn warn, void *ctx, rf_err *err)
+{
+    rf_err e;
+    char msg[256];
+    /* as of the study's time: results after it are not used */
     rf_time ref;
-    int have_ref = study_time(r, &ref) == 0;
-    if (t->labs.nlabs) {
-        if (!have_ref && rf_result_warn(r, "the study has no date: every lab result is used, whatever its time"))
+    int have_ref = rf_read_study_time(r->study.study_date, r->study.study_time, &ref) == 0;
+    if (labs->nlabs) {
+        if (!have_ref && warn(ctx, "the study has no date: every lab result is used, whatever its time"))
             return rf_err_set(err, RF_ENOMEM, "out of memory");
-        if (rf_lab_tokens(&t->labs, have_ref ? &ref : NULL, &t->tokens, &t->ntokens, &e))
+        if (rf_lab_tokens(labs, have_ref ? &ref : NULL, tokens, ntokens, &e))
             return rf_err_set(err, RF_EINVAL, "labs: %s", e.msg);
-        if (t->ntokens == 0 && rf_result_warn(r, "labs: %zu result%s, none usable by the model (unknown labs or no "
-                                                 "numeric value)", t->labs.nlabs, t->labs.nlabs == 1 ? "" : "s"))
+        snprintf(msg, sizeof msg, "labs: %zu result%s, none usable by the model (unknown labs or no numeric value)",
+                 labs->nlabs, labs->nlabs == 1 ? "" : "s");
+        if (*ntokens == 0 && warn(ctx, msg))
             return rf_err_set(err, RF_ENOMEM, "out of memory");
     }
-    if (t->ntokens) {
-        r->labs = calloc(t->ntokens, sizeof *r->labs);
+    if (*ntokens) {
+        r->labs = calloc(*ntokens, sizeof *r->labs);
         if (!r->labs)
             return rf_err_set(err, RF_ENOMEM, "out of memory");
-        for (size_t i = 0; i < t->ntokens; i++) {
-            const rf_lab *rec = &t->labs.labs[t->tokens[i].record];
-            const rf_lab_def *def = rf_lab_def_get(t->tokens[i].lab);
+        for (size_t i = 0; i < *ntokens; i++) {
+            const rf_lab *rec = &labs->labs[(*tokens)[i].record];
+            const rf_lab_def *def = rf_lab_def_get((*tokens)[i].lab);
             rf_result_lab *l = &r->labs[r->nlabs++];
             l->name = strdup(def ? def->name : rec->name ? rec->name : "?");
             l->loinc = dup_or_null(rec->loinc);
@@ -243,7 +235,6 @@ static int read_notes_labs(rf_fusion *model, const rf_read_request *req, rf_read
                 return rf_err_set(err, RF_ENOMEM, "out of memory");
         }
     }
-    (void)info;
     return RF_OK;
 }
 
@@ -348,11 +339,9 @@ static char *iso_now(void)
     return strdup(buf);
 }
 
-int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, rf_err *err)
+int rf_rd_result_init(rf_read_result *r, const rf_fusion_info *info, const char *precision, const char *saliency,
+                      int include_phi, rf_err *err)
 {
-    memset(out, 0, sizeof *out);
-    const rf_fusion_info *info = rf_fusion_get_info(model);
-    rf_read_result *r = out;
     r->tool_version = strdup(RADFUSE_VERSION);
     r->created = iso_now();
     r->model.dir = strdup(info->dir);
@@ -360,96 +349,69 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
     r->model.version = dup_or_null(info->version);
     r->model.sha256 = strdup(info->sha256);
     r->model.backend = strdup(info->backend ? info->backend : "?");
-    r->model.precision = strdup(req->precision ? req->precision : "fp32");
-    r->saliency = strdup(req->saliency ? req->saliency : "none");
-    r->include_phi = req->include_phi;
+    r->model.precision = strdup(precision ? precision : "fp32");
+    r->saliency = strdup(saliency ? saliency : "none");
+    r->include_phi = include_phi;
     if (!r->tool_version || !r->created || !r->model.dir || !r->model.sha256 || !r->model.backend ||
         !r->model.precision || !r->saliency)
         return rf_err_set(err, RF_ENOMEM, "out of memory");
+    return RF_OK;
+}
 
-    rf_saliency_method method;
-    int rc = rf_saliency_method_parse(r->saliency, &method, err);
-    if (rc)
-        return rc;
-
-    /* images: the study, then the prior */
-    double t0 = now_ms();
-    rf_read_images imgs = {0}, priors = {0};
-    rf_read_image_rules rules = {info->max_images, info->nimage_modalities, info->image_modalities};
-    rc = rf_read_study_images(req->study, req->nstudy, req->study_uid, 0, &rules, req->include_phi, r, &imgs, err);
-    double prior_days = 0;
-    if (!rc && req->nprior > 0 && info->max_prior_images == 0) {
-        if (rf_result_warn(r, "the model takes no prior study: the prior was not read"))
+int rf_rd_prior_age(rf_read_result *r, const rf_read_images *imgs, rf_read_images *priors, double *days, rf_err *err)
+{
+    int rc = RF_OK;
+    long a = dicom_days(r->study.study_date), b = dicom_days(r->study.prior_study_date);
+    if (strcmp(imgs->patient_id, priors->patient_id) != 0) {
+        /* a prior of another patient would be read as this patient's history */
+        for (size_t i = 0; i < r->nimages; i++)
+            if (r->images[i].prior && r->images[i].used) {
+                r->images[i].used = 0;
+                free(r->images[i].reason);
+                r->images[i].reason = strdup("the prior study is of another patient (PatientID differs)");
+            }
+        rf_read_images_free(priors);
+        free(r->study.prior_study_instance_uid);
+        free(r->study.prior_study_date);
+        r->study.prior_study_instance_uid = r->study.prior_study_date = NULL;
+        if (rf_result_warn(r, "the prior study is of another patient (PatientID differs): read without it"))
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-    } else if (!rc && req->nprior > 0) {
-        rf_err e;
-        rf_read_image_rules prior_rules = rules;
-        prior_rules.max_images = info->max_prior_images;
-        if (rf_read_study_images(req->prior, req->nprior, NULL, 1, &prior_rules, req->include_phi, r, &priors, &e)) {
-            if (rf_result_warn(r, "prior study: %s; read without it", e.msg))
-                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-        } else {
-            long a = dicom_days(r->study.study_date), b = dicom_days(r->study.prior_study_date);
-            if (strcmp(imgs.patient_id, priors.patient_id) != 0) {
-                /* a prior of another patient would be read as this patient's history */
-                for (size_t i = 0; i < r->nimages; i++)
-                    if (r->images[i].prior && r->images[i].used) {
-                        r->images[i].used = 0;
-                        free(r->images[i].reason);
-                        r->images[i].reason = strdup("the prior study is of another patient (PatientID differs)");
-                    }
-                rf_read_images_free(&priors);
-                free(r->study.prior_study_instance_uid);
-                free(r->study.prior_study_date);
-                r->study.prior_study_instance_uid = r->study.prior_study_date = NULL;
-                if (rf_result_warn(r, "the prior study is of another patient (PatientID differs): read without it"))
-                    rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-                a = b = 0;
-            }
-            if (priors.count == 0) {
-                /* dropped above */
-            } else if (a < 0 || b < 0) {
-                if (rf_result_warn(r, "the study or the prior has no date: the prior is taken as 0 days old"))
-                    rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-            } else if (b > a) {
-                if (rf_result_warn(r, "the prior study is dated after the study: taken as 0 days old"))
-                    rc = rf_err_set(err, RF_ENOMEM, "out of memory");
-            } else {
-                prior_days = (double)(a - b);
-            }
-        }
+        a = b = 0;
     }
-    if (!rc)
-        rc = rf_result_time(r, "decode", now_ms() - t0);
-
-    float *px = NULL, *ppx = NULL;
-    if (!rc) {
-        t0 = now_ms();
-        rc = preprocess_images(model, &imgs, req->threads, &px, err);
-        if (!rc)
-            rc = preprocess_images(model, &priors, req->threads, &ppx, err);
-        if (!rc)
-            rc = rf_result_time(r, "preprocess", now_ms() - t0);
+    if (priors->count == 0) {
+        /* dropped above */
+    } else if (a < 0 || b < 0) {
+        if (rf_result_warn(r, "the study or the prior has no date: the prior is taken as 0 days old"))
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+    } else if (b > a) {
+        if (rf_result_warn(r, "the prior study is dated after the study: taken as 0 days old"))
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+    } else {
+        *days = (double)(a - b);
     }
+    return rc;
+}
 
-    read_text t;
-    memset(&t, 0, sizeof t);
-    if (!rc)
-        rc = read_notes_labs(model, req, r, &t, err);
-
+int rf_rd_infer(rf_fusion *model, rf_saliency_method method, rf_read_result *r, const rf_read_images *imgs,
+                const float *px, const rf_read_images *priors, const float *ppx, double prior_days,
+                const rf_text_encoding *enc, const rf_lab_token *tokens, size_t ntokens, rf_err *err)
+{
+    const rf_fusion_info *info = rf_fusion_get_info(model);
+    int rc = RF_OK;
+    double t0;
     rf_fusion_study s;
     memset(&s, 0, sizeof s);
     s.height = info->preprocess.height;
     s.width = info->preprocess.width;
     s.images = px;
-    s.nimages = (int)imgs.count;
+    s.nimages = (int)imgs->count;
     s.priors = ppx;
-    s.npriors = (int)priors.count;
+    s.npriors = (int)priors->count;
     s.prior_days = prior_days;
     /* only the notes that were encoded, in order; note_of maps back */
     rf_text_encoding *notes = NULL;
     size_t *note_of = NULL;
-    if (!rc && t.enc) {
+    if (enc) {
         notes = calloc(r->nnotes, sizeof *notes);
         note_of = calloc(r->nnotes, sizeof *note_of);
         if (!notes || !note_of)
@@ -457,20 +419,20 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
         for (size_t i = 0; !rc && i < r->nnotes; i++)
             if (r->notes[i].used) {
                 note_of[s.nnotes] = i;
-                notes[s.nnotes++] = t.enc[i];
+                notes[s.nnotes++] = enc[i];
             }
     }
     s.notes = notes;
-    s.labs = t.tokens;
-    s.nlabs = t.ntokens;
+    s.labs = tokens;
+    s.nlabs = ntokens;
 
     rf_fusion_output fo;
     memset(&fo, 0, sizeof fo);
     if (!rc) {
-        t0 = now_ms();
+        t0 = rf_rd_now_ms();
         rc = rf_fusion_forward(model, &s, &fo, err);
         if (!rc)
-            rc = rf_result_time(r, "fusion", now_ms() - t0);
+            rc = rf_result_time(r, "fusion", rf_rd_now_ms() - t0);
     }
     if (!rc) {
         for (int m = 0; m < RF_MODALITY_COUNT; m++)
@@ -491,9 +453,9 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
      * text spans (gradients through the fusion only); where those cannot be
      * had (fp16 weights) the read goes on without them */
     if (!rc) {
-        t0 = now_ms();
+        t0 = rf_rd_now_ms();
         rf_err e;
-        int src = attach_saliency(model, method, &s, &imgs, note_of, r, &e);
+        int src = attach_saliency(model, method, &s, imgs, note_of, r, &e);
         if (src && method == RF_SALIENCY_NONE && src != RF_ENOMEM) {
             if (rf_result_warn(r, "input weights not computed: %s", e.msg))
                 rc = rf_err_set(err, RF_ENOMEM, "out of memory");
@@ -501,20 +463,88 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
             rc = rf_err_set(err, src, "saliency: %s", e.msg);
         }
         if (!rc)
-            rc = rf_result_time(r, "saliency", now_ms() - t0);
+            rc = rf_result_time(r, "saliency", rf_rd_now_ms() - t0);
     }
     if (!rc)
         qsort(r->findings, r->nfindings, sizeof *r->findings, cmp_findings);
-
     rf_fusion_output_free(&fo);
     free(notes);
     free(note_of);
-    if (t.enc)
+    return rc;
+}
+
+static int warn_now(void *ctx, const char *msg)
+{
+    return rf_result_warn(ctx, "%s", msg);
+}
+
+int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, rf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const rf_fusion_info *info = rf_fusion_get_info(model);
+    rf_read_result *r = out;
+    int rc = rf_rd_result_init(r, info, req->precision, req->saliency, req->include_phi, err);
+    if (rc)
+        return rc;
+    rf_saliency_method method;
+    rc = rf_saliency_method_parse(r->saliency, &method, err);
+    if (rc)
+        return rc;
+
+    /* images: the study, then the prior */
+    double t0 = rf_rd_now_ms();
+    rf_read_images imgs = {0}, priors = {0};
+    rf_read_image_rules rules = {info->max_images, info->nimage_modalities, info->image_modalities};
+    rc = rf_read_study_images(req->study, req->nstudy, req->study_uid, 0, &rules, req->include_phi, r, &imgs, err);
+    double prior_days = 0;
+    if (!rc && req->nprior > 0 && info->max_prior_images == 0) {
+        if (rf_result_warn(r, "the model takes no prior study: the prior was not read"))
+            rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+    } else if (!rc && req->nprior > 0) {
+        rf_err e;
+        rf_read_image_rules prior_rules = rules;
+        prior_rules.max_images = info->max_prior_images;
+        if (rf_read_study_images(req->prior, req->nprior, NULL, 1, &prior_rules, req->include_phi, r, &priors, &e)) {
+            if (rf_result_warn(r, "prior study: %s; read without it", e.msg))
+                rc = rf_err_set(err, RF_ENOMEM, "out of memory");
+        } else {
+            rc = rf_rd_prior_age(r, &imgs, &priors, &prior_days, err);
+        }
+    }
+    if (!rc)
+        rc = rf_result_time(r, "decode", rf_rd_now_ms() - t0);
+
+    float *px = NULL, *ppx = NULL;
+    if (!rc) {
+        t0 = rf_rd_now_ms();
+        rc = rf_read_preprocess(model, imgs.images, imgs.count, req->threads, &px, err);
+        if (!rc)
+            rc = rf_read_preprocess(model, priors.images, priors.count, req->threads, &ppx, err);
+        if (!rc)
+            rc = rf_result_time(r, "preprocess", rf_rd_now_ms() - t0);
+    }
+
+    /* notes and labs: read, notes encoded, lab tokens made */
+    rf_labs labs;
+    memset(&labs, 0, sizeof labs);
+    rf_text_encoding *enc = NULL;
+    rf_lab_token *tokens = NULL;
+    size_t ntokens = 0;
+    if (!rc)
+        rc = rf_rd_read_notes_labs(r, req->notes, req->nnotes, req->labs, req->nlabs, req->include_phi, &labs, err);
+    if (!rc)
+        rc = rf_rd_encode_notes(model, r, &enc, err);
+    if (!rc)
+        rc = rf_rd_lab_tokens(r, &labs, &tokens, &ntokens, warn_now, r, err);
+    if (!rc)
+        rc = rf_rd_infer(model, method, r, &imgs, px, &priors, ppx, prior_days, enc, tokens, ntokens, err);
+
+    if (enc)
         for (size_t i = 0; i < r->nnotes; i++)
-            rf_text_encoding_free(&t.enc[i]);
-    free(t.enc);
-    free(t.tokens);
-    rf_labs_free(&t.labs);
+            rf_text_encoding_free(&enc[i]);
+    free(enc);
+    free(tokens);
+    rf_labs_free(&labs);
     free(px);
     free(ppx);
     rf_read_images_free(&imgs);
