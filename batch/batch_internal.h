@@ -137,8 +137,6 @@ void bt_state_counts(bt_state *st, size_t *done, size_t *failed, size_t *file_er
 /* DIR/errors.jsonl from the state, atomically. */
 int bt_state_write_errors(bt_state *st, rf_err *err);
 
-/* mkdir -p. */
-int bt_make_dirs(const char *dir, rf_err *err);
 /* Removes a tree (files and folders); missing is fine. */
 int bt_remove_tree(const char *path);
 /* fsyncs a directory. */

@@ -65,7 +65,7 @@ static int line_digest(const char *line, size_t len, char key[17], char model_sh
 /* Copies the tree src to dst (files atomically). */
 static int copy_tree(const char *src, const char *dst, rf_err *err)
 {
-    int rc = bt_make_dirs(dst, err);
+    int rc = rf_mkdirs(dst, 0777, err);
     DIR *d = rc ? NULL : opendir(src);
     if (!rc && !d)
         return rf_err_set(err, RF_EIO, "%s: cannot list: %s", src, strerror(errno));
@@ -246,7 +246,7 @@ int rf_batch_merge(const char *out, const char *const *dirs, int n, rf_batch_mer
     }
     info->results = m;
     if (!rc)
-        rc = bt_make_dirs(out, err);
+        rc = rf_mkdirs(out, 0777, err);
     /* results.jsonl */
     rf_atomic_file af;
     snprintf(path, sizeof path, "%s/results.jsonl", out);

@@ -36,28 +36,6 @@ struct bt_state {
     off_t size;   /* its length: every line complete */
 };
 
-int bt_make_dirs(const char *dir, rf_err *err)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return rf_err_set(err, RF_EINVAL, "%s: path too long", dir);
-    for (char *p = buf + 1;; p++) {
-        char c = *p;
-        if (c == '/' || c == 0) {
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rf_err_set(err, RF_EIO, "%s: cannot create: %s", buf, strerror(errno));
-            *p = c;
-        }
-        if (!c)
-            break;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return rf_err_set(err, RF_EIO, "%s: not a directory", dir);
-    return RF_OK;
-}
-
 int bt_remove_tree(const char *path)
 {
     struct stat sb;
@@ -345,7 +323,7 @@ int bt_state_open(bt_state **out, const char *dir, const char *model_sha256, rf_
     st->fd = st->lock = -1;
     char path[4200];
     snprintf(path, sizeof path, "%s/studies", dir);
-    int rc = bt_make_dirs(path, err);
+    int rc = rf_mkdirs(path, 0777, err);
     /* one process per directory: two would append the same studies twice */
     if (!rc) {
         snprintf(path, sizeof path, "%s/lock", dir);

@@ -7,11 +7,9 @@
  * Exit status: 0 when the read succeeded and every output was written (warnings
  * allowed: they are in the result and on stderr), 2 when it failed, 1 on usage.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -56,29 +54,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* mkdir -p for the output directory. */
-static int make_dirs(const char *dir, rf_err *err)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return rf_err_set(err, RF_EINVAL, "%s: path too long", dir);
-    for (char *p = buf + 1;; p++) {
-        char c = *p;
-        if (c == '/' || c == 0) {
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rf_err_set(err, RF_EIO, "%s: cannot create: %s", buf, strerror(errno));
-            *p = c;
-        }
-        if (!c)
-            break;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return rf_err_set(err, RF_EIO, "%s: not a directory", dir);
-    return RF_OK;
 }
 
 static void print_summary(const rf_read_result *r, const char *out_dir, int dicom, FILE *f)
@@ -144,7 +119,7 @@ static int write_outputs(rf_read_result *r, const char *dir, const rf_overlay_op
 {
     double t0 = now_ms();
     char path[4200];
-    int rc = make_dirs(dir, err);
+    int rc = rf_mkdirs(dir, 0777, err);
     int maps = 0;
     for (size_t k = 0; k < r->nfindings; k++)
         maps += r->findings[k].nmaps > 0;

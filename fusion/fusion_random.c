@@ -6,11 +6,9 @@
  * so both layouts must give the same outputs).
  */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "fusion/fusion_model.h"
 #include "runtime/fileio.h"
@@ -224,23 +222,6 @@ static int write_json(const char *path, cJSON *c, rf_err *err)
     return rc;
 }
 
-/* mkdir -p */
-static int make_dir(const char *dir, rf_err *err)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return rf_err_set(err, RF_EIO, "%s: cannot create directory: %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return rf_err_set(err, RF_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
-    return RF_OK;
-}
-
 /* Writes the tensors of the given sections (bit mask) as DIR/model.safetensors,
  * or as shards with an index. */
 static int write_weights(const char *dir, wset *w, int sections, int shards, rf_err *err)
@@ -408,7 +389,7 @@ int rf_fusion_write_random(const char *dir, const rf_fusion_random_opts *o, rf_e
         return rf_err_set(err, RF_EINVAL, "random model: a text encoder needs a vocabulary file");
     if (o->pool_grid < 0 || o->pool_grid > o->image_size / PATCH)
         return rf_err_set(err, RF_EINVAL, "random model: pool grid %d", o->pool_grid);
-    int vocab = 0, rc = make_dir(dir, err);
+    int vocab = 0, rc = rf_mkdirs(dir, 0755, err);
     if (!rc && o->with_text)
         rc = count_lines(o->vocab_path, &vocab, err);
     if (rc)
@@ -447,7 +428,7 @@ int rf_fusion_write_random(const char *dir, const rf_fusion_random_opts *o, rf_e
         cJSON *v = cJSON_AddObjectToObject(cfg, "vision");
         cJSON_AddStringToObject(v, "path", "vision");
         snprintf(sub, sizeof sub, "%s/vision", dir);
-        rc = make_dir(sub, err);
+        rc = rf_mkdirs(sub, 0755, err);
         snprintf(path, sizeof path, "%s/config.json", sub);
         if (!rc)
             rc = write_json(path, vision_config(o->timm_vision, o->image_size), err);
@@ -460,7 +441,7 @@ int rf_fusion_write_random(const char *dir, const rf_fusion_random_opts *o, rf_e
             cJSON *t = cJSON_AddObjectToObject(cfg, "text");
             cJSON_AddStringToObject(t, "path", "text");
             snprintf(sub, sizeof sub, "%s/text", dir);
-            rc = make_dir(sub, err);
+            rc = rf_mkdirs(sub, 0755, err);
             snprintf(path, sizeof path, "%s/config.json", sub);
             if (!rc)
                 rc = write_json(path, text_config(vocab), err);

@@ -149,6 +149,28 @@ int rf_write_file_atomic(const char *path, const void *data, size_t n, rf_err *e
     return rc;
 }
 
+int rf_mkdirs(const char *dir, unsigned mode, rf_err *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return rf_err_set(err, RF_EINVAL, "%s: path too long", dir);
+    for (char *p = buf + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == 0) {
+            *p = 0;
+            if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+                return rf_err_set(err, RF_EIO, "%s: cannot create: %s", buf, strerror(errno));
+            *p = c;
+        }
+        if (!c)
+            break;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return rf_err_set(err, RF_EIO, "%s: not a directory", dir);
+    return RF_OK;
+}
+
 int rf_read_file(const char *path, size_t max_bytes, char **data, size_t *size, rf_err *err)
 {
     *data = NULL;

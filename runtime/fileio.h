@@ -31,6 +31,11 @@ void rf_atomic_abort(rf_atomic_file *af);
 /* The whole of data to path, atomically. */
 int rf_write_file_atomic(const char *path, const void *data, size_t n, rf_err *err);
 
+/* mkdir -p: dir and every missing parent, created with mode (less the
+ * umask); fails naming the part that cannot be made, or dir when it is not
+ * a directory. */
+int rf_mkdirs(const char *dir, unsigned mode, rf_err *err);
+
 /*
  * Reads a whole regular file of at most max_bytes into a malloc'd buffer with
  * a NUL after the data (*size excludes it). Fails, naming the file, when it
