@@ -21,14 +21,14 @@ run() {
     $PY $T fit --device "$DEV" --threads 2 --out "$W/$name" --mlm-init "$W/mlm/mlm_bert.pt" \
         --time-limit "$LIMIT" "$@" > "$W/$name.out" 2>&1 || echo "$name failed" >> "$W/$name.out"
 }
-run base &
-run text1 --text-lr-mult 1.0 &
-run freeze3 --text-freeze 3 &
-run aux05 --aux 0.5 &
-run posw5 --pos-weight-max 5 &
-run lr1e4 --lr 1e-4 &
-run noaux --aux 0 &
-run drop --drop 0.3 0.5 0.3 &
+run text1 &                                  # the defaults of fit: the committed model
+run base --text-lr-mult 0.3 &
+run freeze3 --text-lr-mult 0.3 --text-freeze 3 &
+run aux05 --text-lr-mult 0.3 --aux 0.5 &
+run posw5 --text-lr-mult 0.3 --pos-weight-max 5 &
+run lr1e4 --text-lr-mult 0.3 --lr 1e-4 &
+run noaux --text-lr-mult 0.3 --aux 0 &
+run drop --text-lr-mult 0.3 --drop 0.3 0.5 0.3 &
 wait
 $PY - "$W" "$OUT" <<'PY'
 import json, shutil, sys, tarfile

@@ -12,10 +12,12 @@ Three steps, each a subcommand (docs/training.md has the commands, sizes and tim
            pre-training. Writes CACHE/ (arrays and JSON; no model state).
   fit      (CPU or CUDA) masked-language pre-training of the small BERT on the reports (and the
            training split's notes), then the whole fusion model end to end on the training
-           split with modality dropout, early stopping on the validation split. Writes RUN/.
-  export   (CPU) the fitted weights as fp16 into a radfuse model directory; temperatures per
-           finding and thresholds (Youden's J) fitted on the validation split with those fp16
-           weights; the validation predictions of a few rows for tests/test_default_model.c.
+           split's frontal rows with modality dropout and image-, note- and labs-only passes,
+           the epoch chosen by the validation split's fused AUROC over the findings. Writes RUN/.
+  export   (CPU) the fitted weights as fp16 into a radfuse model directory; a shift (in the
+           head's bias) and a temperature per target and thresholds (Youden's J) fitted on the
+           validation split with those fp16 weights; the validation predictions of a few rows
+           for tests/test_default_model.c.
 
 The arithmetic is that of tests/data/make_fusion_expected.py (ViTModel, BertModel, the fusion
 sequence of docs/model-dir.md), batched: padded keys are masked, so every row equals its
@@ -701,8 +703,11 @@ def cmd_fit(a):
         logf.flush()
 
     device = torch.device(a.device)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    if a.threads or device.type == "cpu":
+        # one thread on the CPU unless asked: on the shared 2-core machine two OpenMP threads
+        # wait on each other behind other jobs and ran 2 to 5 times slower than one
+        # (docs/training.md, "Time"); results differ only by float rounding
+        torch.set_num_threads(a.threads or 1)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     seed_all(a.seed)
@@ -1033,7 +1038,7 @@ def main():
     q.add_argument("--lr", type=float, default=2e-4)
     q.add_argument("--mlm-lr", type=float, default=5e-4)
     q.add_argument("--mlm-init", default="", help="a pre-trained text encoder (RUN/mlm_bert.pt of a fit)")
-    q.add_argument("--text-lr-mult", type=float, default=0.3)
+    q.add_argument("--text-lr-mult", type=float, default=1.0)
     q.add_argument("--text-freeze", type=int, default=0, help="epochs with the text encoder frozen")
     q.add_argument("--aux", type=float, default=1.0, help="weight of the image-, note- and labs-only losses")
     q.add_argument("--drop", type=float, nargs=3, default=[0.2, 0.4, 0.3], help="modality dropout: image note labs")
