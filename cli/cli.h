@@ -31,6 +31,19 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses a positive integer option value; returns 0 and sets *out on success. */
 int cli_parse_int(const char *flag, const char *value, long lo, long hi, long *out);
 
+/* Usage errors of subcommands that exit 1 on them (cli/args.c). */
+#define CLI_EXIT_USAGE 1
+typedef struct cli_cmd {
+    const char *name;  /* "read", "dicom export" */
+    const char *usage; /* the usage text, ending in a newline */
+} cli_cmd;
+/* Prints "radfuse: NAME: " and fmt with arg, then the usage text, to stderr;
+ * returns CLI_EXIT_USAGE. */
+int cli_usage(const cli_cmd *c, const char *fmt, const char *arg);
+/* The value of option argv[*i]: argv[*i + 1] (*i moves to it), or NULL after
+ * a usage error ("FLAG needs a value") with *rc set to CLI_EXIT_USAGE. */
+const char *cli_value(const cli_cmd *c, int argc, char **argv, int *i, int *rc);
+
 /* Writes a checkpoint directory (config.json + model.safetensors) with random
  * weights of real shapes, deterministic in seed: a timm
  * vit_<size>_patch<P>_<IMG>, or bert_base (Hugging Face BertModel names). */

@@ -19,7 +19,6 @@
 #include "radfuse/batch.h"
 #include "radfuse/fusion.h"
 
-#define BATCH_EXIT_USAGE 1
 
 static const char batch_usage[] =
     "usage: radfuse batch ROOT --out DIR [--model DIR] [--manifest FILE] [--jobs N] [--device D]\n"
@@ -28,14 +27,7 @@ static const char batch_usage[] =
     "                     [--json] [--dry-run]\n"
     "       radfuse batch merge OUT DIR...\n";
 
-static int usage(const char *fmt, const char *arg)
-{
-    fputs("radfuse: batch: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(batch_usage, stderr);
-    return BATCH_EXIT_USAGE;
-}
+static const cli_cmd batch_cmd = {"batch", batch_usage};
 
 typedef struct progress_ctx {
     int tty;
@@ -220,10 +212,10 @@ static int parse_outputs(const char *v, unsigned *out)
 static int cli_batch_merge(int argc, char **argv)
 {
     if (argc < 2)
-        return usage("%s", "merge needs OUT and at least one DIR");
+        return cli_usage(&batch_cmd, "%s", "merge needs OUT and at least one DIR");
     for (int i = 0; i < argc; i++)
         if (argv[i][0] == '-')
-            return usage("merge: unknown option %s", argv[i]);
+            return cli_usage(&batch_cmd, "merge: unknown option %s", argv[i]);
     rf_batch_merge_info info;
     rf_err err;
     if (rf_batch_merge(argv[0], (const char *const *)argv + 1, argc - 1, &info, &err))
@@ -247,9 +239,7 @@ int cli_batch(int argc, char **argv)
     int json = 0, dry = 0, dicom = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int has_value = i + 1 < argc;
         int rc = 0;
-#define VALUE(flag) (has_value ? argv[++i] : (rc = usage("%s needs a value", flag), (char *)NULL))
         if (strcmp(a, "--json") == 0)
             json = 1;
         else if (strcmp(a, "--dry-run") == 0)
@@ -259,49 +249,50 @@ int cli_batch(int argc, char **argv)
         else if (strcmp(a, "--dicom") == 0)
             dicom = 1;
         else if (strcmp(a, "--outputs") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&batch_cmd, argc, argv, &i, &rc);
             if (!rc && parse_outputs(v, &o.outputs))
-                rc = usage("--outputs takes a comma-separated list of overlays, html, fhir, dicom or json, not '%s'",
-                           v);
+                rc = cli_usage(&batch_cmd,
+                               "--outputs takes a comma-separated list of overlays, html, fhir, dicom or json,"
+                               " not '%s'",
+                               v);
         }
         else if (strcmp(a, "--retry-failed") == 0)
             o.retry_failed = 1;
         else if (strcmp(a, "--out") == 0)
-            o.out = VALUE(a);
+            o.out = cli_value(&batch_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--model") == 0)
-            model_dir = VALUE(a);
+            model_dir = cli_value(&batch_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--manifest") == 0)
-            o.manifest = VALUE(a);
+            o.manifest = cli_value(&batch_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--device") == 0)
-            device = VALUE(a);
+            device = cli_value(&batch_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--saliency") == 0)
-            o.saliency = VALUE(a);
+            o.saliency = cli_value(&batch_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--precision") == 0) {
-            o.precision = VALUE(a);
+            o.precision = cli_value(&batch_cmd, argc, argv, &i, &rc);
             if (!rc && strcmp(o.precision, "fp32") != 0 && strcmp(o.precision, "fp16") != 0)
-                rc = usage("--precision must be fp32 or fp16, not '%s'", o.precision);
+                rc = cli_usage(&batch_cmd, "--precision must be fp32 or fp16, not '%s'", o.precision);
         } else if (strcmp(a, "--shard") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&batch_cmd, argc, argv, &i, &rc);
             if (!rc && parse_shard(v, &o.shard, &o.nshards))
-                rc = usage("--shard takes I/N with 0 <= I < N, not '%s'", v);
+                rc = cli_usage(&batch_cmd, "--shard takes I/N with 0 <= I < N, not '%s'", v);
         } else if (strcmp(a, "--jobs") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
                    strcmp(a, "--log-every") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&batch_cmd, argc, argv, &i, &rc);
             long *dst = a[2] == 'j' ? &jobs : a[2] == 't' ? &threads : a[2] == 'q' ? &queue : &log_every;
             if (!rc && cli_parse_int(a, v, a[2] == 'l' ? 1 : 0, a[2] == 'l' ? 86400 : 1024, dst))
-                rc = BATCH_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1])
-            rc = usage("unknown option %s", a);
+            rc = cli_usage(&batch_cmd, "unknown option %s", a);
         else if (o.root)
-            rc = usage("one ROOT only (got also '%s')", a);
+            rc = cli_usage(&batch_cmd, "one ROOT only (got also '%s')", a);
         else
             o.root = a;
-#undef VALUE
         if (rc)
             return rc;
     }
     if (!o.root)
-        return usage("%s", "no ROOT given");
+        return cli_usage(&batch_cmd, "%s", "no ROOT given");
     if (dicom)
         o.outputs = (o.outputs ? o.outputs : RF_BATCH_OUT_DEFAULT) | RF_BATCH_OUT_DICOM;
     o.jobs = (int)jobs;
@@ -316,9 +307,9 @@ int cli_batch(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (!o.out)
-        return usage("%s", "no output directory: give --out DIR");
+        return cli_usage(&batch_cmd, "%s", "no output directory: give --out DIR");
     if (!model_dir)
-        return usage("%s", "no model: give --model DIR or set RADFUSE_MODEL");
+        return cli_usage(&batch_cmd, "%s", "no model: give --model DIR or set RADFUSE_MODEL");
     rf_backend *be;
     if (cli_backend(&be, device, threads))
         return CLI_EXIT_FAIL;

@@ -27,8 +27,6 @@
 #include "report/report.h"
 #include "runtime/fileio.h"
 
-#define EXPORT_EXIT_USAGE 1
-
 typedef struct export_opts {
     const char *out_dir;
     int jpeg;    /* else PNG */
@@ -39,15 +37,9 @@ typedef struct export_opts {
 } export_opts;
 
 
-static int usage(const char *fmt, const char *arg)
-{
-    fputs("radfuse: dicom export: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nusage: radfuse dicom export PATH... --out DIR [--png|--jpeg] [--16bit] [--window auto|file|C,W]"
-          " [--quality N] [-v]\n",
-          stderr);
-    return EXPORT_EXIT_USAGE;
-}
+static const cli_cmd export_cmd = {"dicom export",
+                                   "usage: radfuse dicom export PATH... --out DIR [--png|--jpeg] [--16bit]"
+                                   " [--window auto|file|C,W] [--quality N] [-v]\n"};
 
 /* ---- PNG ---- */
 
@@ -286,7 +278,7 @@ int cli_dicom_export(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--out") == 0) {
             if (i + 1 >= argc || !*argv[i + 1])
-                rc = usage("%s needs a directory", a);
+                rc = cli_usage(&export_cmd, "%s needs a directory", a);
             else
                 o.out_dir = argv[++i];
         } else if (strcmp(a, "--png") == 0) {
@@ -297,15 +289,15 @@ int cli_dicom_export(int argc, char **argv)
             o.bits = 16;
         } else if (strcmp(a, "--window") == 0) {
             if (parse_window(i + 1 < argc ? argv[i + 1] : NULL, &o.render))
-                rc = usage("--window must be auto, file or CENTER,WIDTH with WIDTH > 0, got '%s'",
-                           i + 1 < argc ? argv[i + 1] : "");
+                rc = cli_usage(&export_cmd, "--window must be auto, file or CENTER,WIDTH with WIDTH > 0, got '%s'",
+                               i + 1 < argc ? argv[i + 1] : "");
             i++;
         } else if (strcmp(a, "--quality") == 0) {
             const char *v = i + 1 < argc ? argv[++i] : "";
             char *end;
             long q = strtol(v, &end, 10);
             if (!*v || *end || q < 1 || q > 100)
-                rc = usage("--quality must be an integer in [1, 100], got '%s'", v);
+                rc = cli_usage(&export_cmd, "--quality must be an integer in [1, 100], got '%s'", v);
             o.quality = (int)q;
             quality_given = 1;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
@@ -314,21 +306,21 @@ int cli_dicom_export(int argc, char **argv)
             while (++i < argc)
                 paths[npaths++] = argv[i];
         } else if (a[0] == '-' && a[1]) {
-            rc = usage("unknown option '%s'", a);
+            rc = cli_usage(&export_cmd, "unknown option '%s'", a);
         } else {
             paths[npaths++] = a;
         }
     }
     if (!rc && png && o.jpeg)
-        rc = usage("%s", "--png and --jpeg are exclusive");
+        rc = cli_usage(&export_cmd, "%s", "--png and --jpeg are exclusive");
     else if (!rc && o.jpeg && o.bits == 16)
-        rc = usage("%s", "--16bit is for PNG only (JPEG here is 8-bit)");
+        rc = cli_usage(&export_cmd, "%s", "--16bit is for PNG only (JPEG here is 8-bit)");
     else if (!rc && quality_given && !o.jpeg)
-        rc = usage("%s", "--quality is for --jpeg only");
+        rc = cli_usage(&export_cmd, "%s", "--quality is for --jpeg only");
     else if (!rc && !o.out_dir)
-        rc = usage("%s", "--out DIR is required");
+        rc = cli_usage(&export_cmd, "%s", "--out DIR is required");
     else if (!rc && !npaths)
-        rc = usage("%s", "no input PATH");
+        rc = cli_usage(&export_cmd, "%s", "no input PATH");
     if (rc) {
         free(paths);
         return rc;

@@ -21,7 +21,6 @@
 #include "radfuse/saliency.h"
 #include "runtime/fileio.h"
 
-#define EVAL_EXIT_USAGE 1
 
 static const char eval_usage[] =
     "usage: radfuse eval DATASET --model DIR [--json] [--split FILE] [--subset val|test|train|all]\n"
@@ -29,14 +28,7 @@ static const char eval_usage[] =
     "                    [--seed S] [--mask-findings] [--predictions FILE]\n"
     "                    [--saliency gradcam|rollout|occlusion --boxes FILE]\n";
 
-static int usage(const char *fmt, const char *arg)
-{
-    fputs("radfuse: eval: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(eval_usage, stderr);
-    return EVAL_EXIT_USAGE;
-}
+static const cli_cmd eval_cmd = {"eval", eval_usage};
 
 /* "row i of N" on a terminal's stderr, at most twice a second. */
 typedef struct progress {
@@ -65,76 +57,73 @@ int cli_eval(int argc, char **argv)
     rf_eval_opts_init(&o);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int has_value = i + 1 < argc;
         int rc = 0;
-#define VALUE(flag) (has_value ? argv[++i] : (rc = usage("%s needs a value", flag), (char *)NULL))
         if (strcmp(a, "--json") == 0)
             json = 1;
         else if (strcmp(a, "--mask-findings") == 0)
             o.mask_findings = 1;
         else if (strcmp(a, "--model") == 0)
-            model_dir = VALUE(a);
+            model_dir = cli_value(&eval_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--split") == 0)
-            o.split_file = VALUE(a);
+            o.split_file = cli_value(&eval_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--predictions") == 0)
-            predictions = VALUE(a);
+            predictions = cli_value(&eval_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--boxes") == 0)
-            boxes_file = VALUE(a);
+            boxes_file = cli_value(&eval_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--saliency") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&eval_cmd, argc, argv, &i, &rc);
             rf_saliency_method m;
             rf_err e;
             if (!rc && rf_saliency_method_parse(v, &m, &e))
-                rc = usage("%s", e.msg);
+                rc = cli_usage(&eval_cmd, "%s", e.msg);
             else if (!rc)
                 o.saliency = (int)m;
         }
         else if (strcmp(a, "--layout") == 0)
-            layout_name = VALUE(a);
+            layout_name = cli_value(&eval_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--device") == 0)
-            device = VALUE(a);
+            device = cli_value(&eval_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--subset") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&eval_cmd, argc, argv, &i, &rc);
             if (!rc) {
                 if (strcmp(v, "all") == 0)
                     o.subset = RF_SPLIT_NONE;
                 else if ((o.subset = (int)rf_split_parse(v)) == RF_SPLIT_NONE)
-                    rc = usage("--subset must be val, test, train or all, not '%s'", v);
+                    rc = cli_usage(&eval_cmd, "--subset must be val, test, train or all, not '%s'", v);
             }
         } else if (strcmp(a, "--limit") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&eval_cmd, argc, argv, &i, &rc);
             if (!rc && cli_parse_int(a, v, 1, 1L << 40, &limit))
-                rc = EVAL_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
         } else if (strcmp(a, "--bootstrap") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&eval_cmd, argc, argv, &i, &rc);
             if (!rc && cli_parse_int(a, v, 0, 1000000, &bootstrap))
-                rc = EVAL_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
         } else if (strcmp(a, "--seed") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&eval_cmd, argc, argv, &i, &rc);
             if (!rc && cli_parse_int(a, v, 0, 1L << 62, &seed))
-                rc = EVAL_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
         } else if (strcmp(a, "--threads") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&eval_cmd, argc, argv, &i, &rc);
             if (!rc && cli_parse_int(a, v, 0, 1024, &threads))
-                rc = EVAL_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1])
-            rc = usage("unknown option %s", a);
+            rc = cli_usage(&eval_cmd, "unknown option %s", a);
         else if (data)
-            rc = usage("one DATASET only, not also '%s'", a);
+            rc = cli_usage(&eval_cmd, "one DATASET only, not also '%s'", a);
         else
             data = a;
-#undef VALUE
         if (rc)
             return rc;
     }
     if (!data)
-        return usage("%s", "no DATASET given");
+        return cli_usage(&eval_cmd, "%s", "no DATASET given");
     if (!model_dir)
-        return usage("%s", "no model: give --model DIR or set RADFUSE_MODEL");
+        return cli_usage(&eval_cmd, "%s", "no model: give --model DIR or set RADFUSE_MODEL");
     if (o.saliency && !boxes_file)
-        return usage("%s", "--saliency needs --boxes FILE (lung boxes, COCO json)");
+        return cli_usage(&eval_cmd, "%s", "--saliency needs --boxes FILE (lung boxes, COCO json)");
     if (boxes_file && !o.saliency)
-        return usage("%s", "--boxes needs --saliency gradcam|rollout|occlusion");
+        return cli_usage(&eval_cmd, "%s", "--boxes needs --saliency gradcam|rollout|occlusion");
     o.limit = limit;
     o.bootstrap = (int)bootstrap;
     o.seed = (uint64_t)seed;
@@ -143,7 +132,7 @@ int cli_eval(int argc, char **argv)
     rf_err err;
     rf_dataset_layout layout;
     if (rf_dataset_layout_parse(layout_name, &layout, &err))
-        return usage("%s", err.msg);
+        return cli_usage(&eval_cmd, "%s", err.msg);
     rf_eval_boxes boxes;
     memset(&boxes, 0, sizeof boxes);
     if (boxes_file) {

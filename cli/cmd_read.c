@@ -18,7 +18,6 @@
 #include "radfuse/result.h"
 #include "runtime/fileio.h"
 
-#define READ_EXIT_USAGE 1
 #define READ_MAX_PATHS 256
 
 static const char read_usage[] =
@@ -27,14 +26,7 @@ static const char read_usage[] =
     "                   [--precision fp32|fp16] [--saliency gradcam|rollout|occlusion|none] [--json]\n"
     "                   [--include-phi] [--no-dicom] [--colormap viridis|inferno] [--alpha A]\n";
 
-static int usage(const char *fmt, const char *arg)
-{
-    fputs("radfuse: read: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(read_usage, stderr);
-    return READ_EXIT_USAGE;
-}
+static const cli_cmd read_cmd = {"read", read_usage};
 
 typedef struct path_list {
     const char *v[READ_MAX_PATHS];
@@ -44,7 +36,7 @@ typedef struct path_list {
 static int push(path_list *l, const char *flag, const char *p)
 {
     if (l->n == READ_MAX_PATHS)
-        return usage("too many %s paths", flag);
+        return cli_usage(&read_cmd, "too many %s paths", flag);
     l->v[l->n++] = p;
     return 0;
 }
@@ -152,9 +144,7 @@ int cli_read(int argc, char **argv)
     rf_overlay_opts ov = {.colormap = "viridis", .alpha = 0.5f, .floor = 0.2f};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        int has_value = i + 1 < argc;
         int rc = 0;
-#define VALUE(flag) (has_value ? argv[++i] : (rc = usage("%s needs a value", flag), (char *)NULL))
         if (strcmp(a, "--json") == 0)
             json = 1;
         else if (strcmp(a, "--include-phi") == 0)
@@ -162,56 +152,55 @@ int cli_read(int argc, char **argv)
         else if (strcmp(a, "--no-dicom") == 0)
             dicom = 0;
         else if (strcmp(a, "--notes") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&read_cmd, argc, argv, &i, &rc);
             if (!rc)
                 rc = push(&notes, a, v);
         } else if (strcmp(a, "--labs") == 0 || strcmp(a, "--fhir") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&read_cmd, argc, argv, &i, &rc);
             if (!rc)
                 rc = push(&labs, a, v);
         } else if (strcmp(a, "--prior") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&read_cmd, argc, argv, &i, &rc);
             if (!rc)
                 rc = push(&prior, a, v);
         } else if (strcmp(a, "--study") == 0)
-            study_uid = VALUE(a);
+            study_uid = cli_value(&read_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--model") == 0)
-            model_dir = VALUE(a);
+            model_dir = cli_value(&read_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--out") == 0)
-            out_dir = VALUE(a);
+            out_dir = cli_value(&read_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--device") == 0)
-            device = VALUE(a);
+            device = cli_value(&read_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--saliency") == 0)
-            saliency = VALUE(a);
+            saliency = cli_value(&read_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--colormap") == 0)
-            ov.colormap = VALUE(a);
+            ov.colormap = cli_value(&read_cmd, argc, argv, &i, &rc);
         else if (strcmp(a, "--precision") == 0) {
-            precision_name = VALUE(a);
+            precision_name = cli_value(&read_cmd, argc, argv, &i, &rc);
             if (!rc && strcmp(precision_name, "fp32") != 0 && strcmp(precision_name, "fp16") != 0)
-                rc = usage("--precision must be fp32 or fp16, not '%s'", precision_name);
+                rc = cli_usage(&read_cmd, "--precision must be fp32 or fp16, not '%s'", precision_name);
         } else if (strcmp(a, "--alpha") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&read_cmd, argc, argv, &i, &rc);
             char *end = NULL;
             double al = v ? strtod(v, &end) : 0;
             if (!rc && (!end || *end || !(al >= 0 && al <= 1)))
-                rc = usage("--alpha must be a number in [0, 1], not '%s'", v);
+                rc = cli_usage(&read_cmd, "--alpha must be a number in [0, 1], not '%s'", v);
             ov.alpha = (float)al;
         } else if (strcmp(a, "--threads") == 0) {
-            const char *v = VALUE(a);
+            const char *v = cli_value(&read_cmd, argc, argv, &i, &rc);
             if (!rc && cli_parse_int(a, v, 0, 1024, &threads))
-                rc = READ_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1])
-            rc = usage("unknown option %s", a);
+            rc = cli_usage(&read_cmd, "unknown option %s", a);
         else
             rc = push(&study, "STUDY", a);
-#undef VALUE
         if (rc)
             return rc;
     }
     if (study.n == 0)
-        return usage("%s", "no STUDY given");
+        return cli_usage(&read_cmd, "%s", "no STUDY given");
     if (!model_dir)
-        return usage("%s", "no model: give --model DIR or set RADFUSE_MODEL");
+        return cli_usage(&read_cmd, "%s", "no model: give --model DIR or set RADFUSE_MODEL");
 
     rf_backend *be;
     if (cli_backend(&be, device, threads))
