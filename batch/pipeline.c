@@ -117,6 +117,50 @@ static void failure_reason(const rf_read_result *r, const char *msg, char *out, 
     }
 }
 
+/* The write stage of an item (dropped: nothing written). */
+static void write_step(bt_run *R, bt_item *it)
+{
+    rf_err e;
+    if (!it->dropped && write_study(R, &R->ex.studies[it->study], &it->p.r, &it->line, &it->len, &e)) {
+        it->fatal = 1;
+        snprintf(it->reason, sizeof it->reason, "study %s: %s", R->ex.studies[it->study].key, e.msg);
+    }
+    rf_result_free(&it->p.r);
+}
+
+/* The device stage of an item (dropped: not inferred). */
+static void infer_step(bt_run *R, bt_item *it)
+{
+    rf_err e;
+    if (!it->dropped && bt_infer(R->model, &it->p, &e)) {
+        it->failed = 1;
+        it->stage = "inference";
+        snprintf(it->reason, sizeof it->reason, "%s", e.msg);
+    }
+    bt_prepared_release(&it->p);
+}
+
+/*
+ * Moves the first item of from through step outside the lock (once the run
+ * stops the item is dropped instead), adds the time to *ms and queues the
+ * item on to, or for commit when it failed or was dropped. Called and
+ * returns with R->mu held.
+ */
+static void run_stage(bt_run *R, bt_fifo *from, bt_fifo *to, double *ms, void (*step)(bt_run *, bt_item *))
+{
+    bt_item *it = f_pop(from);
+    if (R->stop)
+        it->dropped = 1;
+    pthread_mutex_unlock(&R->mu);
+    double t0 = now_ms();
+    step(R, it);
+    double t1 = now_ms();
+    pthread_mutex_lock(&R->mu);
+    *ms += t1 - t0;
+    f_push(it->failed || it->dropped ? &R->commit : to, it);
+    pthread_cond_broadcast(&R->cv);
+}
+
 static void *worker(void *arg)
 {
     bt_run *R = arg;
@@ -124,23 +168,7 @@ static void *worker(void *arg)
     for (;;) {
         if (R->inferred.n) {
             /* finish what is furthest along first: it holds memory */
-            bt_item *it = f_pop(&R->inferred);
-            int stop = R->stop;
-            pthread_mutex_unlock(&R->mu);
-            double t0 = now_ms();
-            rf_err e;
-            if (stop) {
-                it->dropped = 1;
-            } else if (write_study(R, &R->ex.studies[it->study], &it->p.r, &it->line, &it->len, &e)) {
-                it->fatal = 1;
-                snprintf(it->reason, sizeof it->reason, "study %s: %s", R->ex.studies[it->study].key, e.msg);
-            }
-            rf_result_free(&it->p.r);
-            double t1 = now_ms();
-            pthread_mutex_lock(&R->mu);
-            R->write_ms += t1 - t0;
-            f_push(&R->commit, it);
-            pthread_cond_broadcast(&R->cv);
+            run_stage(R, &R->inferred, &R->commit, &R->write_ms, write_step);
             continue;
         }
         if (!R->stop && R->next < R->ntodo && R->inflight < R->limit) {
@@ -194,24 +222,7 @@ static void *device(void *arg)
     pthread_mutex_lock(&R->mu);
     for (;;) {
         if (R->prepared.n) {
-            bt_item *it = f_pop(&R->prepared);
-            int stop = R->stop;
-            pthread_mutex_unlock(&R->mu);
-            double t0 = now_ms();
-            rf_err e;
-            if (stop) {
-                it->dropped = 1;
-            } else if (bt_infer(R->model, &it->p, &e)) {
-                it->failed = 1;
-                it->stage = "inference";
-                snprintf(it->reason, sizeof it->reason, "%s", e.msg);
-            }
-            bt_prepared_release(&it->p);
-            double t1 = now_ms();
-            pthread_mutex_lock(&R->mu);
-            R->device_ms += t1 - t0;
-            f_push(it->failed || it->dropped ? &R->commit : &R->inferred, it);
-            pthread_cond_broadcast(&R->cv);
+            run_stage(R, &R->prepared, &R->inferred, &R->device_ms, infer_step);
             continue;
         }
         if ((R->stop || R->next >= R->ntodo) && R->preparing == 0)
