@@ -609,9 +609,11 @@ static float *probabilities(const rf_fusion *f, const float *logits, int B)
 
 /* One pass of B sequences (var, variants: rf_fusion_forward_batch's image
  * and variants, or -1 and NULL; trace: keep what rf_fusion_trace_study
- * returns); on success r->logits and *probs hold its results. */
+ * returns); on success the results that an output and a trace share are
+ * moved into *probs, *logits, *nlabels, inputs_used and *layout. */
 static int run_pass(run *r, rf_fusion *f, const rf_fusion_study *s, int var, const float *variants, int B, int trace,
-                    float **probs, rf_err *err)
+                    float **probs, float **logits, int *nlabels, int *inputs_used, rf_fusion_layout *layout,
+                    rf_err *err)
 {
     memset(r, 0, sizeof *r);
     r->f = f;
@@ -624,6 +626,14 @@ static int run_pass(run *r, rf_fusion *f, const rf_fusion_study *s, int var, con
     int rc = execute(r);
     if (!rc && !(*probs = probabilities(f, r->logits, B)))
         rc = rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
+    if (!rc) {
+        *nlabels = f->info.nlabels;
+        *logits = r->logits;
+        r->logits = NULL;
+        memcpy(inputs_used, r->inputs_used, sizeof r->inputs_used);
+        *layout = r->L;
+        memset(&r->L, 0, sizeof r->L);
+    }
     return rc;
 }
 
@@ -632,16 +642,10 @@ static int forward(rf_fusion *f, const rf_fusion_study *s, int var, const float 
 {
     memset(out, 0, sizeof *out);
     run r;
-    int rc = run_pass(&r, f, s, var, variants, B, 0, &out->probabilities, err);
-    if (!rc) {
+    int rc = run_pass(&r, f, s, var, variants, B, 0, &out->probabilities, &out->logits, &out->nlabels,
+                      out->inputs_used, &out->layout, err);
+    if (!rc)
         out->batch = B;
-        out->nlabels = f->info.nlabels;
-        out->logits = r.logits;
-        r.logits = NULL;
-        memcpy(out->inputs_used, r.inputs_used, sizeof r.inputs_used);
-        out->layout = r.L;
-        memset(&r.L, 0, sizeof r.L);
-    }
     run_free(&r);
     if (rc)
         rf_fusion_output_free(out);
@@ -666,7 +670,8 @@ int rf_fusion_trace_study(rf_fusion *f, const rf_fusion_study *s, rf_fusion_trac
 {
     memset(out, 0, sizeof *out);
     run r;
-    int rc = run_pass(&r, f, s, -1, NULL, 1, 1, &out->probabilities, err);
+    int rc = run_pass(&r, f, s, -1, NULL, 1, 1, &out->probabilities, &out->logits, &out->nlabels, out->inputs_used,
+                      &out->layout, err);
     if (!rc) {
         out->nimages = s->nimages;
         out->npriors = s->npriors;
@@ -678,12 +683,6 @@ int rf_fusion_trace_study(rf_fusion *f, const rf_fusion_study *s, rf_fusion_trac
         out->hidden = f->info.hidden;
         out->sequence = r.sequence;
         r.sequence = NULL;
-        out->nlabels = f->info.nlabels;
-        out->logits = r.logits;
-        r.logits = NULL;
-        memcpy(out->inputs_used, r.inputs_used, sizeof r.inputs_used);
-        out->layout = r.L;
-        memset(&r.L, 0, sizeof r.L);
     }
     run_free(&r);
     if (rc)
