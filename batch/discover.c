@@ -105,18 +105,6 @@ static const char *relative(const char *root, const char *name)
     return name;
 }
 
-/* A message without its leading "name: " (names may hold patient data). */
-static const char *without_name(const char *msg, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(msg, name, n) == 0) {
-        msg += n;
-        while (*msg == ':' || *msg == ' ')
-            msg++;
-    }
-    return msg;
-}
-
 static int add_error(bt_export *ex, const char *root, const char *name, const char *reason, const char *stage,
                      int shard, int nshards)
 {
@@ -643,7 +631,7 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
             }
             if (!rc && c.rc[k]) {
-                if (!(bad_reason[nbad] = strdup(without_name(e->msg, item->name))))
+                if (!(bad_reason[nbad] = strdup(rf_err_without_name(e->msg, item->name))))
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                 bad[nbad++] = i;
             }

@@ -32,18 +32,6 @@ static char *shown_name(const char *path, int include_phi)
     return strdup(include_phi || !slash ? path : slash + 1);
 }
 
-/* An error message without a leading "path: " (paths may hold names). */
-static const char *without_path(const char *msg, const char *path)
-{
-    size_t n = strlen(path);
-    if (strncmp(msg, path, n) == 0) {
-        msg += n;
-        while (*msg == ':' || *msg == ' ')
-            msg++;
-    }
-    return msg;
-}
-
 /* DICOM DA "YYYYMMDD" to days since 1970-01-01; -1 when not a valid date. */
 static long dicom_days(const char *da)
 {
@@ -134,7 +122,7 @@ int rf_rd_read_notes_labs(rf_read_result *r, const char *const *notes, int nnote
     for (int i = 0; i < nnotes; i++) {
         size_t before = out->nnotes;
         if (rf_note_read_file(notes[i], "note", out, &e)) {
-            if (rf_result_warn(r, "note %d: %s; read without it", i + 1, without_path(e.msg, notes[i])))
+            if (rf_result_warn(r, "note %d: %s; read without it", i + 1, rf_err_without_name(e.msg, notes[i])))
                 return rf_err_set(err, RF_ENOMEM, "out of memory");
             continue;
         }
@@ -145,7 +133,7 @@ int rf_rd_read_notes_labs(rf_read_result *r, const char *const *notes, int nnote
     for (int i = 0; i < nlabs; i++) {
         size_t before = out->nnotes, issues = out->nissues;
         if (rf_labs_read_file(labs[i], RF_LABS_AUTO, out, &e)) {
-            if (rf_result_warn(r, "labs %d: %s; read without it", i + 1, without_path(e.msg, labs[i])))
+            if (rf_result_warn(r, "labs %d: %s; read without it", i + 1, rf_err_without_name(e.msg, labs[i])))
                 return rf_err_set(err, RF_ENOMEM, "out of memory");
             continue;
         }

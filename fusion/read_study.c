@@ -33,18 +33,6 @@ static char *shown_path(const char *name, int include_phi)
     return strdup(base);
 }
 
-/* An error message without the leading file name (which may be PHI). */
-static const char *without_name(const char *msg, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(msg, name, n) == 0) {
-        msg += n;
-        while (*msg == ':' || *msg == ' ')
-            msg++;
-    }
-    return msg;
-}
-
 /* The displayed image of frame 0, plus its 8-bit gray copy for overlays. */
 static int render_image(const rf_dicom_image *img, rf_read_image *ri, rf_result_image *res, rf_err *err)
 {
@@ -165,7 +153,8 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
         if (rf_inputs_read(in, i, RF_DICOM_ATTRS | RF_DICOM_NO_PIXELS_OK, &img, &e) ||
             rf_studies_add(&s, item->name, &img, NULL, &e)) {
             unreadable++;
-            if (rf_result_warn(r, "%s file %zu: %s", what, i + 1, include_phi ? e.msg : without_name(e.msg, item->name)))
+            if (rf_result_warn(r, "%s file %zu: %s", what, i + 1,
+                               include_phi ? e.msg : rf_err_without_name(e.msg, item->name)))
                 rc = rf_err_set(err, RF_ENOMEM, "out of memory");
         } else {
             item_of[s.ninst - 1] = i;
@@ -251,7 +240,7 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                     rf_read_image *ri = &out->images[out->count];
                     if (rf_inputs_read(in, item, RF_DICOM_PIXELS, &img, &e) || render_image(&img, ri, res, &e)) {
                         snprintf(reason, sizeof reason, "selected, but cannot be decoded: %s",
-                                 include_phi ? e.msg : without_name(e.msg, inst->name));
+                                 include_phi ? e.msg : rf_err_without_name(e.msg, inst->name));
                         if (rf_result_warn(r, "%s image %s: %s", what, inst->attrs.sop_uid, reason))
                             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                     } else {
@@ -259,7 +248,7 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                         if (rf_inputs_at(in, item)->kind == RF_INPUT_ZIP_ENTRY &&
                             rf_inputs_load(in, item, &res->source_data, &res->source_size, &e))
                             rc = rf_err_set(err, RF_EIO, "%s image %s: %s", what, inst->attrs.sop_uid,
-                                            include_phi ? e.msg : without_name(e.msg, inst->name));
+                                            include_phi ? e.msg : rf_err_without_name(e.msg, inst->name));
                         out->count++;
                         used++;
                         res->used = 1;

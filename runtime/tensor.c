@@ -17,6 +17,17 @@ int rf_err_set(rf_err *err, int code, const char *fmt, ...)
     return code;
 }
 
+const char *rf_err_without_name(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(msg, name, n) == 0) {
+        msg += n;
+        while (*msg == ':' || *msg == ' ')
+            msg++;
+    }
+    return msg;
+}
+
 static const struct {
     const char *name;
     size_t size;

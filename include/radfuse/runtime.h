@@ -39,6 +39,10 @@ typedef struct rf_err {
 int rf_err_set(rf_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* msg without a leading "name: " (a file's name or path may hold patient
+ * data): for messages that are shown beside something else naming the file. */
+const char *rf_err_without_name(const char *msg, const char *name);
+
 /* ---- dtypes and tensors ------------------------------------------------ */
 
 typedef enum rf_dtype {
