@@ -515,6 +515,8 @@ const char *rf_dataset_patient(const rf_dataset *ds, size_t p) { return p < ds->
 
 int rf_dataset_image_path(const rf_dataset *ds, size_t i, char *buf, size_t cap, rf_err *err)
 {
+    if (!buf || cap == 0)
+        return rf_err_set(err, RF_EINVAL, "%s: no buffer for the image path", ds->root);
     if (i >= ds->nrows)
         return rf_err_set(err, RF_EINVAL, "%s: no row %zu (the dataset has %zu)", ds->root, i, ds->nrows);
     const rf_dataset_row *r = &ds->rows[i];
