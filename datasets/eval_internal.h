@@ -18,6 +18,12 @@ typedef struct rf_eval_builtin_split {
 /* Terminated by an entry with layout NULL. */
 extern const rf_eval_builtin_split rf_eval_builtin_splits[];
 
+/* The report tables' cells (datasets/eval_report.c): a value as %.3f, an
+ * interval as lo-hi, "-" where not finite. */
+struct rf_eval_ci;
+void rf_eval_fmt(char *buf, size_t n, double v);
+void rf_eval_fmt_ci(char *buf, size_t n, const struct rf_eval_ci *ci);
+
 /* The saliency check of rf_eval_run (datasets/eval_saliency.c): the per-row
  * arrays for nrows rows; one used row u (dataset row) with its fused study s
  * and rendered image, counted when it has boxes and mapped when also want

@@ -12,6 +12,7 @@
 
 #include "radfuse/datasets.h"
 #include "radfuse/eval.h"
+#include "datasets/eval_internal.h"
 #include "radfuse/fusion.h"
 
 static cJSON *num(double v)
@@ -201,7 +202,7 @@ char *rf_eval_predictions_csv(const rf_eval_result *r, const rf_fusion *model, c
     return p;
 }
 
-static void fmt(char *buf, size_t n, double v)
+void rf_eval_fmt(char *buf, size_t n, double v)
 {
     if (isfinite(v))
         snprintf(buf, n, "%.3f", v);
@@ -209,7 +210,7 @@ static void fmt(char *buf, size_t n, double v)
         snprintf(buf, n, "-");
 }
 
-static void fmt_ci(char *buf, size_t n, const rf_eval_ci *ci)
+void rf_eval_fmt_ci(char *buf, size_t n, const rf_eval_ci *ci)
 {
     if (isfinite(ci->lo) && isfinite(ci->hi))
         snprintf(buf, n, "%.3f-%.3f", ci->lo, ci->hi);
@@ -242,12 +243,12 @@ void rf_eval_print(const rf_eval_result *r, const rf_fusion *model, FILE *f)
             "AUPRC", "ECE", "threshold", "sens", "spec");
     for (int k = 0; k < r->ntargets; k++) {
         const rf_eval_target *t = &r->targets[k];
-        fmt(a, sizeof a, t->auroc);
-        fmt_ci(ci, sizeof ci, &t->ci);
-        fmt(p, sizeof p, t->auprc);
-        fmt(e, sizeof e, t->ece);
-        fmt(se, sizeof se, t->at_threshold.sensitivity);
-        fmt(sp, sizeof sp, t->at_threshold.specificity);
+        rf_eval_fmt(a, sizeof a, t->auroc);
+        rf_eval_fmt_ci(ci, sizeof ci, &t->ci);
+        rf_eval_fmt(p, sizeof p, t->auprc);
+        rf_eval_fmt(e, sizeof e, t->ece);
+        rf_eval_fmt(se, sizeof se, t->at_threshold.sensitivity);
+        rf_eval_fmt(sp, sizeof sp, t->at_threshold.specificity);
         fprintf(f, "%-*.*s  %5ld  %4ld  %6s  %-13s  %6s  %6s  %9.2f  %5s  %5s\n", w, w, t->name, t->n, t->positives, a,
                 ci, p, e, t->threshold, se, sp);
     }
@@ -262,8 +263,8 @@ void rf_eval_print(const rf_eval_result *r, const rf_fusion *model, FILE *f)
         fprintf(f, "%-*.*s", w, w, t->name);
         for (int s = 0; s < sets; s++) {
             char cell[72];
-            fmt(a, sizeof a, t->ablation[s]);
-            fmt_ci(ci, sizeof ci, &t->ablation_ci[s]);
+            rf_eval_fmt(a, sizeof a, t->ablation[s]);
+            rf_eval_fmt_ci(ci, sizeof ci, &t->ablation_ci[s]);
             snprintf(cell, sizeof cell, "%s %s", a, ci);
             fprintf(f, "  %-19s", cell);
         }
@@ -271,7 +272,7 @@ void rf_eval_print(const rf_eval_result *r, const rf_fusion *model, FILE *f)
     }
     fprintf(f, "%-*s", w, "macro");
     for (int s = 0; s < sets; s++) {
-        fmt(a, sizeof a, r->macro[s]);
+        rf_eval_fmt(a, sizeof a, r->macro[s]);
         fprintf(f, "  %-19s", a);
     }
     fprintf(f, "\n\nfused minus each set (AUROC difference, paired 95%% CI):\n%-*s", w, "target");
@@ -301,7 +302,7 @@ void rf_eval_print(const rf_eval_result *r, const rf_fusion *model, FILE *f)
     for (int k = 0; k < r->ntargets; k++) {
         const rf_eval_target *t = &r->targets[k];
         fprintf(f, "\nreliability of %s (fused; ECE %s):\n  bin        count  confidence  accuracy\n", t->name,
-                (fmt(e, sizeof e, t->ece), e));
+                (rf_eval_fmt(e, sizeof e, t->ece), e));
         for (int b = 0; b < RF_EVAL_BINS; b++) {
             if (!t->bins[b].count) {
                 fprintf(f, "  %.1f-%.1f  %5ld\n", t->bins[b].lo, t->bins[b].hi, 0L);

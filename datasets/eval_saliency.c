@@ -628,22 +628,6 @@ char *rf_eval_saliency_json(const rf_eval_result *r, const char *json)
     return text;
 }
 
-static void fmt(char *buf, size_t n, double v)
-{
-    if (isfinite(v))
-        snprintf(buf, n, "%.3f", v);
-    else
-        snprintf(buf, n, "-");
-}
-
-static void fmt_ci(char *buf, size_t n, const rf_eval_ci *ci)
-{
-    if (isfinite(ci->lo) && isfinite(ci->hi))
-        snprintf(buf, n, "%.3f-%.3f", ci->lo, ci->hi);
-    else
-        snprintf(buf, n, "-");
-}
-
 /* An interval that may hold negative ends, as [lo, hi]. */
 static void fmt_signed_ci(char *buf, size_t n, const rf_eval_ci *ci)
 {
@@ -656,13 +640,13 @@ static void fmt_signed_ci(char *buf, size_t n, const rf_eval_ci *ci)
 static void target_line(FILE *f, int w, const rf_eval_saliency_target *t)
 {
     char m[32], mci[32], u[32], x[32], xci[32], p[32], pci[32];
-    fmt(m, sizeof m, t->mass_inside);
-    fmt_ci(mci, sizeof mci, &t->mass_ci);
-    fmt(u, sizeof u, t->uniform_mass);
-    fmt(x, sizeof x, t->excess);
+    rf_eval_fmt(m, sizeof m, t->mass_inside);
+    rf_eval_fmt_ci(mci, sizeof mci, &t->mass_ci);
+    rf_eval_fmt(u, sizeof u, t->uniform_mass);
+    rf_eval_fmt(x, sizeof x, t->excess);
     fmt_signed_ci(xci, sizeof xci, &t->excess_ci);
-    fmt(p, sizeof p, t->pointing);
-    fmt_ci(pci, sizeof pci, &t->pointing_ci);
+    rf_eval_fmt(p, sizeof p, t->pointing);
+    rf_eval_fmt_ci(pci, sizeof pci, &t->pointing_ci);
     fprintf(f, "%-*.*s  %4ld  %8ld  %6s  %-13s  %7s  %6s  %-16s  %8s  %-13s  %5ld\n", w, w, t->name, t->n, t->patients, m,
             mci, u, x, xci, p, pci, t->empty);
 }
