@@ -72,22 +72,6 @@ static int render_image(const rf_dicom_image *img, rf_read_image *ri, rf_result_
     return RF_OK;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 8;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return -1;
-    memset((char *)q + *cap * elem, 0, (n - *cap) * elem);
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static void fill_study(rf_read_result *r, const rf_study *st, const rf_instance *first, int include_phi)
 {
     r->study.study_instance_uid = dup_or_null(st->uid);
@@ -205,7 +189,7 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                 rf_instance *inst = &s.inst[ii];
                 if (pass == 1 && (inst->duplicate_of < 0 || inst->series != st->series[si]))
                     continue;
-                if (grow((void **)&r->images, &cap_img, r->nimages + 1, sizeof *r->images)) {
+                if (rf_array_grow((void **)&r->images, &cap_img, r->nimages + 1, sizeof *r->images)) {
                     rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                     break;
                 }
@@ -233,7 +217,7 @@ int rf_read_study_images(const char *const *paths, int npaths, const char *study
                 } else if (inst->selected) {
                     rf_dicom_image img;
                     size_t item = item_of[ii];
-                    if (grow((void **)&out->images, &cap_out, out->count + 1, sizeof *out->images)) {
+                    if (rf_array_grow((void **)&out->images, &cap_out, out->count + 1, sizeof *out->images)) {
                         rc = rf_err_set(err, RF_ENOMEM, "out of memory");
                         break;
                     }

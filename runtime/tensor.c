@@ -209,3 +209,21 @@ uint16_t rf_f32_to_bf16(float f)
     u += 0x7fffu + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);
 }
+
+int rf_array_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    if (elem && n > SIZE_MAX / elem)
+        return -1;
+    void *a = realloc(*arr, n * elem);
+    if (!a)
+        return -1;
+    memset((char *)a + *cap * elem, 0, (n - *cap) * elem);
+    *arr = a;
+    *cap = n;
+    return 0;
+}

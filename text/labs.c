@@ -145,26 +145,12 @@ static int over_cap(const rf_labs *L, const labs_base *base, rf_err *err)
     return RF_OK;
 }
 
-/* Grows *arr (of elem bytes, *cap entries) to hold one more than n. */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 64;
-    void *a = realloc(*arr, c * elem);
-    if (!a)
-        return -1;
-    *arr = a;
-    *cap = c;
-    return 0;
-}
-
 int labs_new_lab(rf_labs *L, const labs_base *base, rf_lab **out, rf_err *err)
 {
     int rc = over_cap(L, base, err);
     if (rc)
         return rc;
-    if (grow((void **)&L->labs, &L->cap_labs, L->nlabs, sizeof *L->labs))
+    if (rf_array_grow((void **)&L->labs, &L->cap_labs, L->nlabs + 1, sizeof *L->labs))
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     rf_lab *r = &L->labs[L->nlabs++];
     memset(r, 0, sizeof *r);
@@ -178,7 +164,7 @@ int labs_new_note(rf_labs *L, const labs_base *base, rf_note **out, rf_err *err)
     int rc = over_cap(L, base, err);
     if (rc)
         return rc;
-    if (grow((void **)&L->notes, &L->cap_notes, L->nnotes, sizeof *L->notes))
+    if (rf_array_grow((void **)&L->notes, &L->cap_notes, L->nnotes + 1, sizeof *L->notes))
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     rf_note *n = &L->notes[L->nnotes++];
     memset(n, 0, sizeof *n);
@@ -191,7 +177,7 @@ int labs_issue(rf_labs *L, const labs_base *base, rf_err *err, const char *sourc
     int rc = over_cap(L, base, err);
     if (rc)
         return rc;
-    if (grow((void **)&L->issues, &L->cap_issues, L->nissues, sizeof *L->issues))
+    if (rf_array_grow((void **)&L->issues, &L->cap_issues, L->nissues + 1, sizeof *L->issues))
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     va_list ap;
     va_start(ap, fmt);

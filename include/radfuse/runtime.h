@@ -108,6 +108,11 @@ void rf_arena_reset(rf_arena *a);
 /* A new contiguous tensor in the arena, or NULL data when it does not fit. */
 rf_tensor rf_arena_tensor(rf_arena *a, rf_dtype dtype, int ndim, const int64_t *shape);
 
+/* Growable arrays: makes *arr (elem bytes per entry, *cap entries) hold at
+ * least need entries, doubling its capacity, the new entries zeroed. 0, or
+ * -1 when out of memory (then *arr and *cap are unchanged). */
+int rf_array_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
 /* ---- safetensors ------------------------------------------------------- */
 
 /* Every dtype the safetensors format defines; models accept a subset. */
