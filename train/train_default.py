@@ -59,59 +59,8 @@ RESAMPLE = 3            # Pillow BICUBIC, HF's numbering (preprocessor_config.js
 IMG_I, TXT_I, LAB_I, PRI_I = 0, 1, 2, 3
 DROPOUT = 0.1           # residual-branch dropout while training (the data is small)  # rows of modality_embed / absent_embed
 
-# ---- targets ----
-TARGETS = [
-    ("covid19", "COVID-19"),
-    ("viral", "Viral pneumonia"),
-    ("bacterial", "Bacterial pneumonia"),
-    ("fungal", "Fungal pneumonia"),
-    ("pneumonia", "Pneumonia"),
-    ("ards", "ARDS"),
-    ("no_finding", "No finding"),
-    ("survival", "Survival"),
-    ("intubated", "Intubation"),
-    ("went_icu", "ICU admission"),
-    ("needed_supplemental_O2", "Supplemental oxygen"),
-]
-FINDINGS = 7  # the first seven are findings, the rest outcomes
-# What each finding term says of the seven finding targets (covid19 viral bacterial fungal
-# pneumonia ards no_finding): 1, 0 or None (says nothing). The table of datasets/dataset_covid.c,
-# which `radfuse eval` reads the targets with (docs/datasets.md gives the reasons); a finding of
-# several terms (',' or '/') is positive where any term is, else negative where any term is.
-TERMS = {
-    "COVID-19": (1, 1, 0, 0, 1, 0, 0), "SARS": (0, 1, 0, 0, 1, 0, 0), "MERS-CoV": (0, 1, 0, 0, 1, 0, 0),
-    "MERS": (0, 1, 0, 0, 1, 0, 0), "Influenza": (0, 1, 0, 0, 1, 0, 0), "Varicella": (0, 1, 0, 0, 1, 0, 0),
-    "Herpes": (0, 1, 0, 0, 1, 0, 0), "Viral": (None, 1, 0, 0, 1, 0, 0), "Bacterial": (0, 0, 1, 0, 1, 0, 0),
-    "Klebsiella": (0, 0, 1, 0, 1, 0, 0), "Streptococcus": (0, 0, 1, 0, 1, 0, 0),
-    "Staphylococcus": (0, 0, 1, 0, 1, 0, 0), "E.Coli": (0, 0, 1, 0, 1, 0, 0), "Legionella": (0, 0, 1, 0, 1, 0, 0),
-    "Mycoplasma": (0, 0, 1, 0, 1, 0, 0), "Mycoplasma Bacterial Pneumonia": (0, 0, 1, 0, 1, 0, 0),
-    "Chlamydophila": (0, 0, 1, 0, 1, 0, 0), "Nocardia": (0, 0, 1, 0, 1, 0, 0), "Fungal": (0, 0, 0, 1, 1, 0, 0),
-    "Pneumocystis": (0, 0, 0, 1, 1, 0, 0), "Aspergillosis": (0, 0, 0, 1, 1, 0, 0),
-    "Pneumonia": (None, None, None, None, 1, 0, 0), "ARDS": (None, None, None, None, None, 1, 0),
-    "Lipoid": (0, 0, 0, 0, 0, 0, 0), "No Finding": (0, 0, 0, 0, 0, 0, 1),
-}
-
-
-def finding_targets(finding):
-    """The seven finding targets of a 'finding' value: 1, 0 or None (unknown, masked out)."""
-    import re
-    terms = [t.strip(" \t") for t in re.split(r"[,/]", finding) if t.strip(" \t")]
-    if not terms or any(t not in TERMS for t in terms):
-        return dict.fromkeys((c for c, _ in TARGETS[:FINDINGS]), None)
-    out = {}
-    for j, (c, _) in enumerate(TARGETS[:FINDINGS]):
-        v = [TERMS[t][j] for t in terms]
-        out[c] = 1 if 1 in v else 0 if 0 in v else None
-    return out
-
-
-def row_targets(r):
-    t = finding_targets(r["finding"])
-    out = [t[c] for c, _ in TARGETS[:FINDINGS]]
-    for c, _ in TARGETS[FINDINGS:]:
-        v = r.get(c, "").strip()
-        out.append(1 if v == "Y" else 0 if v == "N" else None)
-    return out
+# ---- targets: train/targets.py (the table tests/test_train_targets.sh checks against radfuse's) ----
+from targets import FINDINGS, TARGETS, row_targets  # noqa: E402
 
 
 # ---- split ----
@@ -143,6 +92,30 @@ def load_image(path):
     a = np.asarray(im, dtype=np.float32) / np.float32(255.0)
     f = Image.fromarray(a, mode="F").resize((IMAGE, IMAGE), resample=RESAMPLE)
     return np.asarray(f, dtype=np.float32)
+
+
+def lung_masks(path, rows, use):
+    """[(row index, [S, S] uint8 mask)] of the rows use() accepts that have lung boxes: the union of
+    the right and left lung boxes (COCO [x, y, w, h] in the image's pixels), scaled as load_image
+    stretches the image to S x S."""
+    d = json.loads(Path(path).read_text())
+    ims = {im["file_name"]: im for im in d["images"]}
+    boxes = {}
+    for an in d["annotations"]:
+        boxes.setdefault(an["image_id"], []).append(an["bbox"])
+    out = []
+    for i, r in enumerate(rows):
+        im = ims.get(r["filename"])
+        if im is None or not use(r) or not boxes.get(im["id"]):
+            continue
+        m = np.zeros((IMAGE, IMAGE), np.uint8)
+        sx, sy = IMAGE / im["width"], IMAGE / im["height"]
+        for x, y, w, h in boxes[im["id"]]:
+            x0, y0 = int(round(x * sx)), int(round(y * sy))
+            x1, y1 = int(round((x + w) * sx)), int(round((y + h) * sy))
+            m[max(y0, 0):min(y1, IMAGE), max(x0, 0):min(x1, IMAGE)] = 1
+        out.append((i, m))
+    return out
 
 
 def tokenize(radfuse, vocab, text):
@@ -260,10 +233,15 @@ def cmd_prepare(a):
     report_ids = [tokenize(radfuse, vocab, t) for t in reports if t.strip()]
     print(f"reports: {len(report_ids)} in {time.time() - t0:.0f} s", flush=True)
     np.save(cache / "images.npy", images)
+    # lung boxes of the training rows only (validation and test boxes are for evaluation)
+    lung = lung_masks(data / "annotations/lung_bounding_boxes.json", rows,
+                      lambda r: split[r["patientid"]] == "train")
+    np.save(cache / "lung_masks.npy", np.stack([m for _, m in lung]) if lung else np.zeros((0, IMAGE, IMAGE), np.uint8))
     meta = {"rows": [{"index": i, "patientid": r["patientid"], "filename": r["filename"],
                       "split": split[r["patientid"]], "view": r["view"],
                       "finding": r["finding"] if split[r["patientid"]] != "test" else None}
                      for i, r in enumerate(rows)],
+            "lung_rows": [i for i, _ in lung],
             "split_source": split_src, "notes": notes, "labs": labs, "targets": targets,
             "reports": report_ids, "vocab_size": sum(1 for _ in open(vocab, encoding="utf-8")),
             "vocab": {t: i for i, t in enumerate(open(vocab, encoding="utf-8").read().split("\n")[:-1])}}
@@ -324,7 +302,9 @@ class ViT(nn.Module):
     def forward(self, px):  # [B, 3, S, S] normalized
         x = self.patch(px).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
-        for l in self.layers:
+        for i, l in enumerate(self.layers):
+            if i == len(self.layers) - 1:
+                self.last_input = x  # what radfuse's Grad-CAM weighs (docs/saliency.md)
             x = l(x)
         return self.norm(x)
 
@@ -576,10 +556,10 @@ def seed_all(s):
     torch.manual_seed(s)
 
 
-def augment(x, gen):
+def augment(x, gen, masks=None):
     """Modest: a small random affine (rotation +-7 degrees, scale 0.9-1.1, shift +-6%) and
     brightness / contrast +-10%, on the [0, 1] image before normalization. No flips: the heart
-    is on the left."""
+    is on the left. masks ([B, 1, S, S], optional) go through the same affine: returns (x, masks)."""
     B = x.shape[0]
     ang = (torch.rand(B, generator=gen) * 2 - 1) * math.radians(7)
     sc = 1 + (torch.rand(B, generator=gen) * 2 - 1) * 0.1
@@ -590,7 +570,10 @@ def augment(x, gen):
     x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
     c = (1 + (torch.rand(B, 1, 1, 1, generator=gen) * 2 - 1) * 0.1).to(x.device)
     b = ((torch.rand(B, 1, 1, 1, generator=gen) * 2 - 1) * 0.1).to(x.device)
-    return ((x - 0.5) * c + 0.5 + b).clamp(0, 1)
+    x = ((x - 0.5) * c + 0.5 + b).clamp(0, 1)
+    if masks is None:
+        return x
+    return x, F.grid_sample(masks, grid, padding_mode="zeros", align_corners=False)
 
 
 def normalize(x):  # [B, 1, S, S] in [0, 1] -> [B, 3, S, S]
@@ -661,6 +644,35 @@ def run_batch(model, meta, images, idx, device, train, gen, drop, aux):
         t, f = [True] * B, [False] * B
         modes += [(t, f, f), (f, t, f), (f, f, t)]
     return model(px, torch.ones(B, dtype=torch.bool).to(device), notes, labs, modes)
+
+
+def guidance_loss(model, meta, images, masks, idx, device, gen):
+    """The share of the Grad-CAM maps outside the lung boxes, 1 - mass inside, averaged over the
+    (row, positive finding) pairs of rows idx (training rows with boxes; masks [len(idx), S, S]):
+    the map radfuse's Grad-CAM draws (docs/saliency.md: the finding's logit of the fused input,
+    gradients at the last vision block's input, channel weights = mean gradient over the patches,
+    ReLU of the weighted sum), here at patch resolution and differentiable (create_graph), so
+    that the image side is trained to find its evidence in the lungs rather than on the source's
+    markers and borders. None when no row has a positive finding."""
+    x = torch.from_numpy(images[idx].astype(np.float32))[:, None].to(device)
+    m = torch.from_numpy(masks.astype(np.float32))[:, None].to(device)
+    if gen is not None:  # training: augmented; None: as radfuse reads the image
+        x, m = augment(x, gen, m)
+    B = len(idx)
+    logits = model(normalize(x), torch.ones(B, dtype=torch.bool, device=device),
+                   [meta["notes"][i] for i in idx], [meta["labs"][i] for i in idx])
+    A = model.vit.last_input
+    cover = F.avg_pool2d(m, PATCH).flatten(1)  # [B, patches]: the share of each patch inside
+    Y = target_arrays(meta, idx)[:, :FINDINGS]
+    out = []
+    for k in range(FINDINGS):
+        pos = torch.from_numpy(Y[:, k] == 1).to(device)
+        if not bool(pos.any()):
+            continue
+        g = torch.autograd.grad(logits[pos, k].sum(), A, create_graph=True)[0][pos, 1:]
+        cam = F.relu((A[pos, 1:] * g.mean(1, keepdim=True)).sum(-1))
+        out.append(1 - (cam * cover[pos]).sum(1) / (cam.sum(1) + 1e-6))
+    return torch.cat(out).mean() if out else None
 
 
 def predict(model, meta, images, idx, device, mode="fused", bs=32):
@@ -771,12 +783,27 @@ def cmd_fit(a):
                    "threads": torch.get_num_threads(), "torch": torch.__version__, "parameters": nparams,
                    "args": vars(a), "history": history, "split_source": meta["split_source"]}
         write_atomic(out / "summary.json", json.dumps(summary, indent=1))
+    # Grad-CAM guidance (guidance_loss) on the training rows with lung boxes and a positive finding
+    lung_masks_all = np.load(cache / "lung_masks.npy") if (cache / "lung_masks.npy").exists() else None
+    trset = set(tr)
+    guide_rows = [(i, j) for j, i in enumerate(meta.get("lung_rows", [])) if i in trset and
+                  np.nansum(np.array([v if v is not None else np.nan for v in meta["targets"][i][:FINDINGS]],
+                                     dtype=np.float64)) > 0] if a.guide > 0 and lung_masks_all is not None else []
+    # a quarter of those rows' patients are held out of the guidance: their Grad-CAM lung mass is
+    # the check of whether it generalizes (the validation boxes stay unread, for evaluation)
+    held = [g for g in guide_rows if int(hashlib.sha256(("radfuse-guide:" + meta["rows"][g[0]]["patientid"])
+                                                        .encode()).hexdigest()[:8], 16) % 4 == 0]
+    guide_rows = [g for g in guide_rows if g not in held]
+    if a.guide > 0:
+        log(f"Grad-CAM guidance: weight {a.guide}, {len(guide_rows)} training rows with lung boxes, "
+            f"{a.guide_batch} a step; {len(held)} held out to check it")
+    ggen = torch.Generator().manual_seed(a.seed + 2)
     best, best_ep, step, history = -math.inf, -1, 0, []
     t_fit = time.time()
     for ep in range(a.epochs):
         model.train()
         order = torch.randperm(len(tr), generator=gen).tolist()
-        tot, n = 0.0, 0
+        tot, n, gtot, gn = 0.0, 0, 0.0, 0
         te = time.time()
         for s in range(0, len(tr), a.batch):
             idx = [tr[i] for i in order[s:s + a.batch]]
@@ -790,6 +817,14 @@ def cmd_fit(a):
             w = pos_weight.expand_as(Y)[known]
             losses = [F.binary_cross_entropy_with_logits(L[known], Y[known], pos_weight=w) for L in logits]
             loss = losses[0] + (a.aux * sum(losses[1:]) / len(losses[1:]) if len(losses) > 1 else 0)
+            if guide_rows:
+                pick = torch.randperm(len(guide_rows), generator=ggen)[:a.guide_batch].tolist()
+                gl = guidance_loss(model, meta, images, lung_masks_all[[guide_rows[p][1] for p in pick]],
+                                   [guide_rows[p][0] for p in pick], device, ggen)
+                if gl is not None:
+                    loss = loss + a.guide * gl
+                    gtot += gl.item()
+                    gn += 1
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -804,9 +839,21 @@ def cmd_fit(a):
         mac = {m: float(np.nanmean(aurocs(Yv, np.round(P[m], 5))[:FINDINGS])) for m in P}
         known = ~np.isnan(Yv)
         vloss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(Lv[known]), torch.from_numpy(Yv[known])))
+        gmass = 1 - gtot / gn if gn else None
+        hmass = hunif = None
+        if held:
+            model.eval()
+            hl = guidance_loss(model, meta, images, lung_masks_all[[g[1] for g in held]], [g[0] for g in held],
+                               device, None)
+            hmass = None if hl is None else 1 - hl.item()
+            hunif = float(lung_masks_all[[g[1] for g in held]].mean())
         history.append({"epoch": ep, "train_loss": tot / n, "val_loss": vloss, "val_auroc": au,
-                        "val_finding_macro": mac, "seconds": t_ep})
-        log(f"epoch {ep} train {tot / n:.4f} val {vloss:.4f} finding AUROC fused {mac['fused']:.3f} image "
+                        "val_finding_macro": mac, "train_gradcam_lung_mass": gmass,
+                        "held_gradcam_lung_mass": hmass, "held_uniform_mass": hunif, "seconds": t_ep})
+        log(f"epoch {ep} train {tot / n:.4f} val {vloss:.4f}" +
+            (f" Grad-CAM lung mass train {gmass:.3f}" if gmass is not None else "") +
+            (f" held-out {hmass:.3f} (uniform {hunif:.3f})" if hmass is not None else "") +
+            f" finding AUROC fused {mac['fused']:.3f} image "
             f"{mac['image']:.3f} text {mac['text']:.3f} labs {mac['labs']:.3f} ({t_ep:.1f} s)")
         # the choice: the fused input's macro AUROC over the findings (what the model is for),
         # or the validation loss
@@ -1046,6 +1093,9 @@ def main():
     q.add_argument("--select", choices=("auroc", "loss"), default="auroc")
     q.add_argument("--time-limit", type=float, default=0, help="seconds of fusion training, then stop")
     q.add_argument("--laterals", action="store_true", help="also fit on lateral views")
+    q.add_argument("--guide", type=float, default=1.0,
+                   help="weight of the Grad-CAM guidance loss on training rows with lung boxes (0: off)")
+    q.add_argument("--guide-batch", type=int, default=8, help="rows with lung boxes per step")
     q = sub.add_parser("export")
     q.add_argument("--cache", default=str(ROOT / "train/cache"))
     q.add_argument("--run", default=str(ROOT / "train/run"))
