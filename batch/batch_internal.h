@@ -50,7 +50,18 @@ typedef struct bt_export {
     pthread_mutex_t zip_mu;   /* libzip's archive handles are not for two threads at once */
     bt_file_error *errors;
     size_t nerrors;
+    bt_file_error *ignored;   /* files that are no DICOM by their name (bt_not_dicom_name): not errors */
+    size_t nignored;
 } bt_export;
+
+/* Whether a file's name says it is no DICOM (docs/batch.md): a document,
+ * table, web page or picture extension (.txt, .md, .html, .pdf, .csv, .json,
+ * .png, ...), a dataset's document by its stem (README, LICENSE,
+ * ATTRIBUTION, ... with any or no extension) or a desktop's leftover
+ * (.DS_Store, Thumbs.db). Such a file that does not read as DICOM and has
+ * no DICM preamble is ignored; any other file that does not read is a bad
+ * file. Zip entries and DICOMDIRs are never ignored. */
+int bt_not_dicom_name(const char *name);
 
 /* Lists root (files' headers read by `threads` threads), groups the instances
  * by study, pairs notes and labs (manifest, else the folder convention),
@@ -90,9 +101,14 @@ typedef struct bt_read_opts {
  * warnings). */
 int bt_prepare(const struct rf_fusion *model, const bt_export *ex, size_t i, const bt_read_opts *o, bt_prepared *p,
                rf_err *err);
-/* The device part: the text encoder over the notes, the fusion forward, the
- * findings and saliency, into p->r, as rf_read would give them. */
-int bt_infer(struct rf_fusion *model, bt_prepared *p, rf_err *err);
+/* The device part for n studies at once: per study the text encoder over its
+ * notes; then the vision encoder over the images and priors of all of them
+ * in one pass (rf_fusion_vision); then per study the fusion forward from its
+ * part of that pass, the findings and saliency, into ps[i]->r, as rf_read
+ * would give them. rcs[i] and errs[i] get each study's outcome: one study's
+ * failure is not the others' (when the shared pass fails, each study's
+ * forward runs the encoder over its own images instead). */
+void bt_infer(struct rf_fusion *model, bt_prepared *const *ps, size_t n, int *rcs, rf_err *errs);
 /* Frees what p holds besides p->r. */
 void bt_prepared_release(bt_prepared *p);
 /* Frees all of p. */

@@ -89,6 +89,11 @@ void bt_export_free(bt_export *ex)
         free(ex->errors[i].reason);
     }
     free(ex->errors);
+    for (size_t i = 0; i < ex->nignored; i++) {
+        free(ex->ignored[i].name);
+        free(ex->ignored[i].reason);
+    }
+    free(ex->ignored);
     if (ex->in) {
         rf_inputs_free(ex->in);
         pthread_mutex_destroy(&ex->zip_mu);
@@ -105,14 +110,15 @@ static const char *relative(const char *root, const char *name)
     return name;
 }
 
-static int add_error(bt_export *ex, const char *root, const char *name, const char *reason, const char *stage,
-                     int shard, int nshards)
+/* A file of *list (the errors or the ignored files), its name relative to root. */
+static int add_file(bt_file_error **list, size_t *n, const char *root, const char *name, const char *reason,
+                    const char *stage, int shard, int nshards)
 {
-    bt_file_error *ne = realloc(ex->errors, (ex->nerrors + 1) * sizeof *ne);
+    bt_file_error *ne = realloc(*list, (*n + 1) * sizeof *ne);
     if (!ne)
         return -1;
-    ex->errors = ne;
-    bt_file_error *e = &ne[ex->nerrors];
+    *list = ne;
+    bt_file_error *e = &ne[*n];
     e->name = strdup(relative(root, name));
     e->reason = strdup(reason);
     e->stage = stage;
@@ -122,8 +128,57 @@ static int add_error(bt_export *ex, const char *root, const char *name, const ch
         return -1;
     }
     e->shard_hit = rf_batch_shard_of(e->name, nshards) == shard;
-    ex->nerrors++;
+    (*n)++;
     return 0;
+}
+
+static int add_error(bt_export *ex, const char *root, const char *name, const char *reason, const char *stage,
+                     int shard, int nshards)
+{
+    return add_file(&ex->errors, &ex->nerrors, root, name, reason, stage, shard, nshards);
+}
+
+/* ---- files that are no DICOM by their name (docs/batch.md, "Files that are not DICOM") ---- */
+
+/* Extensions of documents, tables, web pages and pictures: never a DICOM file's. */
+static const char *const doc_ext[] = {"txt",  "md",   "markdown", "rst",  "html", "htm",  "pdf", "csv",
+                                      "tsv",  "json", "xml",      "yaml", "yml",  "log",  "rtf", "doc",
+                                      "docx", "odt",  "xls",      "xlsx", "ods",  "png",  "jpg", "jpeg",
+                                      "gif",  "bmp",  "svg",      "webp", "ini",  "sha256", "md5"};
+/* Names of a dataset's or a project's documents, with any or no extension. */
+static const char *const doc_stem[] = {"readme",  "license",   "licence",   "copying",  "notice",
+                                       "authors", "changelog", "attribution", "citation"};
+/* What desktops leave in folders. */
+static const char *const doc_name[] = {".ds_store", "thumbs.db", "desktop.ini"};
+
+int bt_not_dicom_name(const char *name)
+{
+    const char *slash = strrchr(name, '/'), *base = slash ? slash + 1 : name;
+    const char *dot = strrchr(base, '.');
+    for (size_t i = 0; i < sizeof doc_name / sizeof *doc_name; i++)
+        if (strcasecmp(base, doc_name[i]) == 0)
+            return 1;
+    if (dot && dot > base)
+        for (size_t i = 0; i < sizeof doc_ext / sizeof *doc_ext; i++)
+            if (strcasecmp(dot + 1, doc_ext[i]) == 0)
+                return 1;
+    size_t stem = dot && dot > base ? (size_t)(dot - base) : strlen(base);
+    for (size_t i = 0; i < sizeof doc_stem / sizeof *doc_stem; i++)
+        if (strlen(doc_stem[i]) == stem && strncasecmp(base, doc_stem[i], stem) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the file at path carries the DICOM preamble ("DICM" at byte 128). */
+static int has_dicm(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char b[132];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    return n == sizeof b && memcmp(b + 128, "DICM", 4) == 0;
 }
 
 /* ---- the folder convention ---- */
@@ -710,7 +765,13 @@ int bt_discover(const char *root_in, const char *manifest, int shard, int nshard
             continue;
         if (manifest_real && item->path && is_paired(&manifest_real, 1, item->path))
             continue;
-        if (add_error(ex, root, item->name, bad_reason[b], "discover", shard, nshards))
+        /* a file on disk that is plainly no DICOM (a document by its name, no preamble) is
+         * ignored, not an error: exports made from datasets carry READMEs and licences */
+        int ignore = item->kind == RF_INPUT_FILE && item->path && bt_not_dicom_name(item->path) &&
+                     !has_dicm(item->path);
+        if (ignore ? add_file(&ex->ignored, &ex->nignored, root, item->name, "not DICOM (a document by its name)",
+                              "discover", shard, nshards)
+                   : add_error(ex, root, item->name, bad_reason[b], "discover", shard, nshards))
             rc = rf_err_set(err, RF_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < npaired; i++)

@@ -4,7 +4,9 @@
  *   workers (jobs threads)  bt_prepare: decode, render, preprocess, notes, labs
  *                           and, between those, the folders of inferred studies
  *                           (overlays, report.html, FHIR, result.json)
- *   device (one thread)     bt_infer: text encoder, vision, fusion, saliency
+ *   device (one thread)     bt_infer: text encoder, vision, fusion, saliency, for
+ *                           every prepared study waiting (up to device_batch):
+ *                           their images through the vision encoder in one pass
  *   committer (the caller)  results.jsonl and the state, several studies per
  *                           fsync and transaction
  *
@@ -82,6 +84,8 @@ typedef struct bt_run {
     bt_fifo prepared, inferred, commit;
     size_t next, inflight, limit;
     int preparing, workers_alive, device_ended, stop;
+    size_t device_batch;            /* studies per device batch at most */
+    size_t device_batches, device_studies;
     double prepare_ms, write_ms, device_ms, device_wait_ms;
 } bt_run;
 
@@ -117,48 +121,72 @@ static void failure_reason(const rf_read_result *r, const char *msg, char *out, 
     }
 }
 
-/* The write stage of an item (dropped: nothing written). */
-static void write_step(bt_run *R, bt_item *it)
+/* The write stage of items (one at a time; dropped: nothing written). */
+static void write_step(bt_run *R, bt_item **items, size_t n)
 {
-    rf_err e;
-    if (!it->dropped && write_study(R, &R->ex.studies[it->study], &it->p.r, &it->line, &it->len, &e)) {
-        it->fatal = 1;
-        snprintf(it->reason, sizeof it->reason, "study %s: %s", R->ex.studies[it->study].key, e.msg);
+    for (size_t i = 0; i < n; i++) {
+        bt_item *it = items[i];
+        rf_err e;
+        if (!it->dropped && write_study(R, &R->ex.studies[it->study], &it->p.r, &it->line, &it->len, &e)) {
+            it->fatal = 1;
+            snprintf(it->reason, sizeof it->reason, "study %s: %s", R->ex.studies[it->study].key, e.msg);
+        }
+        rf_result_free(&it->p.r);
     }
-    rf_result_free(&it->p.r);
 }
 
-/* The device stage of an item (dropped: not inferred). */
-static void infer_step(bt_run *R, bt_item *it)
+/* The device stage of a batch of items (dropped ones not inferred): one
+ * bt_infer over the rest. */
+static void infer_step(bt_run *R, bt_item **items, size_t n)
 {
-    rf_err e;
-    if (!it->dropped && bt_infer(R->model, &it->p, &e)) {
-        it->failed = 1;
-        it->stage = "inference";
-        snprintf(it->reason, sizeof it->reason, "%s", e.msg);
+    bt_prepared *ps[RF_BATCH_MAX_DEVICE_BATCH];
+    int rcs[RF_BATCH_MAX_DEVICE_BATCH];
+    rf_err errs[RF_BATCH_MAX_DEVICE_BATCH];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!items[i]->dropped)
+            ps[k++] = &items[i]->p;
+    if (k)
+        bt_infer(R->model, ps, k, rcs, errs);
+    for (size_t i = 0, j = 0; i < n; i++) {
+        bt_item *it = items[i];
+        if (!it->dropped && rcs[j]) {
+            it->failed = 1;
+            it->stage = "inference";
+            snprintf(it->reason, sizeof it->reason, "%s", errs[j].msg);
+        }
+        j += !it->dropped;
+        bt_prepared_release(&it->p);
     }
-    bt_prepared_release(&it->p);
 }
 
 /*
- * Moves the first item of from through step outside the lock (once the run
- * stops the item is dropped instead), adds the time to *ms and queues the
- * item on to, or for commit when it failed or was dropped. Called and
- * returns with R->mu held.
+ * Moves the first items of from (at most max, all that wait) through step
+ * outside the lock (once the run stops they are dropped instead), adds the
+ * time to *ms and queues each item on to, or for commit when it failed or
+ * was dropped; returns how many it took. Called and returns with R->mu held.
  */
-static void run_stage(bt_run *R, bt_fifo *from, bt_fifo *to, double *ms, void (*step)(bt_run *, bt_item *))
+static size_t run_stage(bt_run *R, bt_fifo *from, bt_fifo *to, size_t max, double *ms,
+                        void (*step)(bt_run *, bt_item **, size_t))
 {
-    bt_item *it = f_pop(from);
-    if (R->stop)
-        it->dropped = 1;
+    bt_item *items[RF_BATCH_MAX_DEVICE_BATCH];
+    size_t n = 0;
+    while (from->n && n < max && n < RF_BATCH_MAX_DEVICE_BATCH) {
+        items[n] = f_pop(from);
+        if (R->stop)
+            items[n]->dropped = 1;
+        n++;
+    }
     pthread_mutex_unlock(&R->mu);
     double t0 = now_ms();
-    step(R, it);
+    step(R, items, n);
     double t1 = now_ms();
     pthread_mutex_lock(&R->mu);
     *ms += t1 - t0;
-    f_push(it->failed || it->dropped ? &R->commit : to, it);
+    for (size_t i = 0; i < n; i++)
+        f_push(items[i]->failed || items[i]->dropped ? &R->commit : to, items[i]);
     pthread_cond_broadcast(&R->cv);
+    return n;
 }
 
 static void *worker(void *arg)
@@ -168,7 +196,7 @@ static void *worker(void *arg)
     for (;;) {
         if (R->inferred.n) {
             /* finish what is furthest along first: it holds memory */
-            run_stage(R, &R->inferred, &R->commit, &R->write_ms, write_step);
+            run_stage(R, &R->inferred, &R->commit, 1, &R->write_ms, write_step);
             continue;
         }
         if (!R->stop && R->next < R->ntodo && R->inflight < R->limit) {
@@ -222,7 +250,8 @@ static void *device(void *arg)
     pthread_mutex_lock(&R->mu);
     for (;;) {
         if (R->prepared.n) {
-            run_stage(R, &R->prepared, &R->inferred, &R->device_ms, infer_step);
+            R->device_studies += run_stage(R, &R->prepared, &R->inferred, R->device_batch, &R->device_ms, infer_step);
+            R->device_batches++;
             continue;
         }
         if ((R->stop || R->next >= R->ntodo) && R->preparing == 0)
@@ -341,6 +370,9 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     R->o = o;
     R->out = o->out;
     R->ro = (bt_read_opts){o->out, o->saliency, o->precision, o->include_phi};
+    R->device_batch = o->device_batch > 0 ? (size_t)o->device_batch : RF_BATCH_DEVICE_BATCH;
+    if (R->device_batch > RF_BATCH_MAX_DEVICE_BATCH)
+        R->device_batch = RF_BATCH_MAX_DEVICE_BATCH;
     pthread_mutex_init(&R->mu, NULL);
     pthread_cond_init(&R->cv, NULL);
     int jobs = o->jobs > 0 ? o->jobs : rf_cpu_count();
@@ -378,6 +410,8 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     }
     for (size_t i = 0; i < R->ex.nerrors; i++)
         pg->file_errors += R->ex.errors[i].shard_hit;
+    for (size_t i = 0; i < R->ex.nignored; i++)
+        sum->ignored_files += R->ex.ignored[i].shard_hit;
     if (!rc) {
         char v[32];
         snprintf(v, sizeof v, "%zu", pg->total);
@@ -385,7 +419,9 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     }
 
     /* the pipeline */
-    R->limit = (size_t)jobs + (o->queue > 0 ? (size_t)o->queue : 2 * (size_t)jobs);
+    /* by default room for a full device batch in hand and one waiting */
+    size_t wide = (size_t)jobs > R->device_batch ? (size_t)jobs : R->device_batch;
+    R->limit = (size_t)jobs + (o->queue > 0 ? (size_t)o->queue : 2 * wide);
     bt_fifo *qs[3] = {&R->prepared, &R->inferred, &R->commit};
     for (int i = 0; !rc && i < 3; i++) {
         qs[i]->cap = R->limit;
@@ -492,6 +528,8 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     sum->stages.prepare_ms = R->prepare_ms;
     sum->stages.device_ms = R->device_ms;
     sum->stages.device_wait_ms = R->device_wait_ms;
+    sum->stages.device_batches = R->device_batches;
+    sum->stages.device_studies = R->device_studies;
     sum->stages.write_ms = R->write_ms;
     sum->stages.commit_ms = commit_ms;
     pg->elapsed_s = sum->stages.wall_ms / 1e3;
@@ -520,8 +558,9 @@ int rf_batch_run(rf_fusion *model, const rf_batch_opts *o, rf_batch_summary *sum
     return rc;
 }
 
-int rf_batch_plan(const rf_batch_opts *o, void (*fn)(void *ctx, const rf_batch_plan_study *s), void *ctx,
-                  size_t *nfile_errors, rf_err *err)
+int rf_batch_plan(const rf_batch_opts *o, void (*fn)(void *ctx, const rf_batch_plan_study *s),
+                  void (*ignored)(void *ctx, const char *path, const char *reason), void *ctx, size_t *nfile_errors,
+                  size_t *nignored, rf_err *err)
 {
     int nshards = o->nshards > 1 ? o->nshards : 1, shard = nshards > 1 ? o->shard : 0;
     if (shard < 0 || shard >= nshards)
@@ -552,11 +591,20 @@ int rf_batch_plan(const rf_batch_opts *o, void (*fn)(void *ctx, const rf_batch_p
         };
         fn(ctx, &p);
     }
-    size_t ne = 0;
+    size_t ne = 0, ni = 0;
     for (size_t i = 0; i < ex.nerrors; i++)
         ne += ex.errors[i].shard_hit;
+    for (size_t i = 0; i < ex.nignored; i++) {
+        if (!ex.ignored[i].shard_hit)
+            continue;
+        ni++;
+        if (ignored)
+            ignored(ctx, ex.ignored[i].name, ex.ignored[i].reason);
+    }
     if (nfile_errors)
         *nfile_errors = ne;
+    if (nignored)
+        *nignored = ni;
     bt_state_close(st);
     bt_export_free(&ex);
     return RF_OK;

@@ -3,7 +3,8 @@
  * run them on different threads: bt_prepare (the study's and the prior's
  * images, preprocessing, notes and labs read, lab tokens: host work that only
  * reads the model's info) and bt_infer (the text encoder, the fusion forward,
- * the findings and saliency: the model's backend, one thread), built on
+ * the findings and saliency: the model's backend, one thread; several
+ * studies at a time, their images through the vision encoder in one pass), built on
  * rf_read's own steps (fusion/read_internal.h). Together they give what rf_read gives, warnings and
  * timings in the same order (test_batch_export compares the two).
  */
@@ -183,26 +184,108 @@ int bt_prepare(const rf_fusion *model, const bt_export *ex, size_t idx, const bt
     return rc;
 }
 
-int bt_infer(rf_fusion *model, bt_prepared *p, rf_err *err)
+/* The text step of one study: its notes through the text encoder, then the
+ * lab step's warnings (rf_read's order). */
+static int infer_text(rf_fusion *model, bt_prepared *p, rf_text_encoding **enc, rf_err *err)
 {
-    rf_read_result *r = &p->r;
-    rf_saliency_method method;
-    int rc = rf_saliency_method_parse(r->saliency, &method, err);
-    if (rc)
-        return rc;
-    rf_text_encoding *enc = NULL;
-    rc = rf_rd_encode_notes(model, r, &enc, err);
+    int rc = rf_rd_encode_notes(model, &p->r, enc, err);
     for (size_t i = 0; !rc && i < p->nlate; i++)
-        if (rf_result_warn(r, "%s", p->late[i]))
+        if (rf_result_warn(&p->r, "%s", p->late[i]))
             rc = NOMEM();
-    if (!rc)
-        rc = rf_rd_infer(model, method, r, &p->imgs, p->px, &p->priors, p->ppx, p->prior_days, enc, p->tokens,
-                         p->ntokens, err);
-    if (enc)
-        for (size_t i = 0; i < r->nnotes; i++)
-            rf_text_encoding_free(&enc[i]);
-    free(enc);
     return rc;
+}
+
+/*
+ * The vision encoder over the images and priors of the studies ps[i] with
+ * go[i] set, in one pass: *states gets the pass's states and start[i] the
+ * first image of study i in it; share[i] its part of the pass's time
+ * (proportional to its images).
+ */
+static int infer_vision(rf_fusion *model, bt_prepared *const *ps, const int *go, size_t n, float **states,
+                        size_t *start, double *share, int *tokens, rf_err *err)
+{
+    const rf_fusion_info *info = rf_fusion_get_info(model);
+    const rf_preprocess_config *pc = &info->preprocess;
+    size_t per = (size_t)pc->channels * pc->height * pc->width, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        start[i] = total;
+        share[i] = 0;
+        if (go[i])
+            total += ps[i]->imgs.count + ps[i]->priors.count;
+    }
+    *states = NULL;
+    *tokens = 0;
+    if (total > (size_t)INT32_MAX)
+        return rf_err_set(err, RF_EINVAL, "batch: %zu images in one device batch", total);
+    const float **imgs = calloc(total ? total : 1, sizeof *imgs);
+    if (!imgs)
+        return NOMEM();
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (!go[i])
+            continue;
+        for (size_t j = 0; j < ps[i]->imgs.count; j++)
+            imgs[k++] = ps[i]->px + j * per;
+        for (size_t j = 0; j < ps[i]->priors.count; j++)
+            imgs[k++] = ps[i]->ppx + j * per;
+    }
+    double t0 = rf_rd_now_ms();
+    int rc = rf_fusion_vision(model, imgs, (int)total, pc->height, pc->width, states, tokens, err);
+    double ms = rf_rd_now_ms() - t0;
+    free(imgs);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (go[i] && total)
+            share[i] = ms * (double)(ps[i]->imgs.count + ps[i]->priors.count) / (double)total;
+    return rc;
+}
+
+void bt_infer(rf_fusion *model, bt_prepared *const *ps, size_t n, int *rcs, rf_err *errs)
+{
+    const rf_fusion_info *info = rf_fusion_get_info(model);
+    rf_text_encoding **enc = calloc(n ? n : 1, sizeof *enc);
+    int *go = calloc(n ? n : 1, sizeof *go);
+    size_t *start = calloc(n ? n : 1, sizeof *start);
+    double *share = calloc(n ? n : 1, sizeof *share);
+    if (!enc || !go || !start || !share) {
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = rf_err_set(&errs[i], RF_ENOMEM, "out of memory");
+        free(enc), free(go), free(start), free(share);
+        return;
+    }
+    /* the text step of each study */
+    rf_saliency_method *method = calloc(n ? n : 1, sizeof *method);
+    for (size_t i = 0; i < n; i++) {
+        rf_err *err = &errs[i];
+        rcs[i] = method ? rf_saliency_method_parse(ps[i]->r.saliency, &method[i], err) : NOMEM();
+        if (!rcs[i])
+            rcs[i] = infer_text(model, ps[i], &enc[i], err);
+        go[i] = rcs[i] == RF_OK;
+    }
+    /* the vision encoder over every image of the batch in one pass; if that
+     * fails, each study's forward runs the encoder itself, so that a failure
+     * is that study's own */
+    float *states = NULL;
+    int tokens = 0;
+    rf_err verr;
+    if (infer_vision(model, ps, go, n, &states, start, share, &tokens, &verr)) {
+        free(states);
+        states = NULL;
+        for (size_t i = 0; i < n; i++)
+            share[i] = 0;
+    }
+    size_t rows = (size_t)tokens * info->vision.info.hidden;
+    for (size_t i = 0; i < n; i++) {
+        bt_prepared *p = ps[i];
+        if (go[i])
+            rcs[i] = rf_rd_infer(model, method[i], &p->r, &p->imgs, p->px, &p->priors, p->ppx, p->prior_days, enc[i],
+                                 p->tokens, p->ntokens, states ? states + start[i] * rows : NULL, share[i],
+                                 &errs[i]);
+        if (enc[i])
+            for (size_t j = 0; j < p->r.nnotes; j++)
+                rf_text_encoding_free(&enc[i][j]);
+        free(enc[i]);
+    }
+    free(states);
+    free(method), free(enc), free(go), free(start), free(share);
 }
 
 void bt_prepared_release(bt_prepared *p)

@@ -23,8 +23,8 @@
 static const char batch_usage[] =
     "usage: radfuse batch ROOT --out DIR [--model DIR] [--manifest FILE] [--jobs N] [--device D]\n"
     "                     [--threads N] [--shard I/N] [--retry-failed] [--saliency M] [--precision P]\n"
-    "                     [--include-phi] [--dicom] [--outputs LIST] [--queue N] [--log-every S]\n"
-    "                     [--json] [--dry-run]\n"
+    "                     [--include-phi] [--dicom] [--outputs LIST] [--queue N] [--device-batch N]\n"
+    "                     [--log-every S] [--json] [--dry-run]\n"
     "       radfuse batch merge OUT DIR...\n";
 
 static const cli_cmd batch_cmd = {"batch", batch_usage};
@@ -79,6 +79,7 @@ static void plan_line(void *ctx, const rf_batch_plan_study *s)
     if (json) {
         /* UIDs come from the files: escaped as any string */
         cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kind", "study");
         cJSON_AddStringToObject(o, "study_instance_uid", s->uid);
         cJSON_AddStringToObject(o, "key", s->key);
         cJSON_AddNumberToObject(o, "instances", s->instances);
@@ -99,6 +100,24 @@ static void plan_line(void *ctx, const rf_batch_plan_study *s)
     }
 }
 
+static void plan_ignored(void *ctx, const char *path, const char *reason)
+{
+    int json = *(int *)ctx;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kind", "ignored");
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddStringToObject(o, "reason", reason);
+        char *text = cJSON_PrintUnformatted(o);
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("ignored  %s  %s\n", path, reason);
+    }
+}
+
 static int o_shard(const rf_batch_opts *o)
 {
     return o->nshards > 1 ? o->shard : 0;
@@ -116,6 +135,7 @@ static void print_summary(const rf_batch_opts *opts, const rf_batch_summary *s, 
     const rf_batch_stages *t = &s->stages;
     double wall = t->wall_ms / 1e3, rate = wall > 0 ? p->run_done / wall : 0;
     double overlap = t->wall_ms > 0 ? (t->prepare_ms + t->device_ms + t->write_ms + t->commit_ms) / t->wall_ms : 0;
+    double mean_batch = t->device_batches ? (double)t->device_studies / (double)t->device_batches : 0;
     if (json) {
         cJSON *j = cJSON_CreateObject(), *st = cJSON_CreateObject();
         char shard[32];
@@ -128,6 +148,7 @@ static void print_summary(const rf_batch_opts *opts, const rf_batch_summary *s, 
         cJSON_AddNumberToObject(j, "done_before", (double)p->done_before);
         cJSON_AddNumberToObject(j, "processed", (double)p->run_done);
         cJSON_AddNumberToObject(j, "file_errors", (double)p->file_errors);
+        cJSON_AddNumberToObject(j, "ignored_files", (double)s->ignored_files);
         cJSON_AddBoolToObject(j, "stopped", s->stopped);
         cJSON_AddNumberToObject(j, "wall_s", wall);
         cJSON_AddNumberToObject(j, "studies_per_s", rate);
@@ -136,6 +157,8 @@ static void print_summary(const rf_batch_opts *opts, const rf_batch_summary *s, 
         cJSON_AddNumberToObject(st, "prepare_ms", t->prepare_ms);
         cJSON_AddNumberToObject(st, "device_ms", t->device_ms);
         cJSON_AddNumberToObject(st, "device_wait_ms", t->device_wait_ms);
+        cJSON_AddNumberToObject(st, "device_batches", (double)t->device_batches);
+        cJSON_AddNumberToObject(st, "device_batch_mean", mean_batch);
         cJSON_AddNumberToObject(st, "write_ms", t->write_ms);
         cJSON_AddNumberToObject(st, "commit_ms", t->commit_ms);
         cJSON_AddNumberToObject(st, "wall_ms", t->wall_ms);
@@ -151,16 +174,17 @@ static void print_summary(const rf_batch_opts *opts, const rf_batch_summary *s, 
         return;
     }
     printf("batch: %zu stud%s in shard %d/%d (%zu found); %zu done (%zu before this run), %zu failed; %zu file%s "
-           "not read\n",
+           "not read, %zu ignored (no DICOM by name)\n",
            p->total, p->total == 1 ? "y" : "ies", o->nshards > 1 ? o->shard : 0, o->nshards > 1 ? o->nshards : 1,
-           s->studies_found, p->done, p->done_before, p->failed, p->file_errors, p->file_errors == 1 ? "" : "s");
+           s->studies_found, p->done, p->done_before, p->failed, p->file_errors, p->file_errors == 1 ? "" : "s",
+           s->ignored_files);
     printf("time: %zu stud%s in %.1f s, %.2f studies/s (listing the export: %.1f s)\n", p->run_done,
            p->run_done == 1 ? "y" : "ies", wall, rate, t->discover_ms / 1e3);
     printf("stages (busy): prepare %.1f s and write %.1f s over %d worker%s, device %.1f s (%.0f%% of the wall "
-           "time; waited %.1f s), commit %.1f s; overlap %.2fx\n",
+           "time; waited %.1f s; %zu batch%s of %.1f studies on average), commit %.1f s; overlap %.2fx\n",
            t->prepare_ms / 1e3, t->write_ms / 1e3, t->jobs, t->jobs == 1 ? "" : "s", t->device_ms / 1e3,
-           t->wall_ms > 0 ? 100 * t->device_ms / t->wall_ms : 0, t->device_wait_ms / 1e3, t->commit_ms / 1e3,
-           overlap);
+           t->wall_ms > 0 ? 100 * t->device_ms / t->wall_ms : 0, t->device_wait_ms / 1e3, t->device_batches,
+           t->device_batches == 1 ? "" : "es", mean_batch, t->commit_ms / 1e3, overlap);
     printf("results: %s/results.jsonl%s\n", o->out, p->failed || p->file_errors ? "; failures: errors.jsonl" : "");
 }
 
@@ -235,7 +259,7 @@ int cli_batch(int argc, char **argv)
         return cli_batch_merge(argc - 1, argv + 1);
     rf_batch_opts o = {.saliency = "gradcam", .precision = "fp32"};
     const char *model_dir = getenv("RADFUSE_MODEL"), *device = NULL;
-    long jobs = 0, threads = 0, queue = 0, log_every = 10;
+    long jobs = 0, threads = 0, queue = 0, log_every = 10, device_batch = RF_BATCH_DEVICE_BATCH;
     int json = 0, dry = 0, dicom = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -282,6 +306,10 @@ int cli_batch(int argc, char **argv)
             long *dst = a[2] == 'j' ? &jobs : a[2] == 't' ? &threads : a[2] == 'q' ? &queue : &log_every;
             if (!rc && cli_parse_int(a, v, a[2] == 'l' ? 1 : 0, a[2] == 'l' ? 86400 : 1024, dst))
                 rc = CLI_EXIT_USAGE;
+        } else if (strcmp(a, "--device-batch") == 0) {
+            const char *v = cli_value(&batch_cmd, argc, argv, &i, &rc);
+            if (!rc && cli_parse_int(a, v, 1, RF_BATCH_MAX_DEVICE_BATCH, &device_batch))
+                rc = CLI_EXIT_USAGE;
         } else if (a[0] == '-' && a[1])
             rc = cli_usage(&batch_cmd, "unknown option %s", a);
         else if (o.root)
@@ -297,13 +325,16 @@ int cli_batch(int argc, char **argv)
         o.outputs = (o.outputs ? o.outputs : RF_BATCH_OUT_DEFAULT) | RF_BATCH_OUT_DICOM;
     o.jobs = (int)jobs;
     o.queue = (int)queue;
+    o.device_batch = (int)device_batch;
     rf_err err;
     if (dry) {
-        size_t nerr = 0;
-        if (rf_batch_plan(&o, plan_line, &json, &nerr, &err))
+        size_t nerr = 0, nign = 0;
+        if (rf_batch_plan(&o, plan_line, plan_ignored, &json, &nerr, &nign, &err))
             return cli_fail("batch: %s", err.msg);
-        fprintf(stderr, "radfuse: batch: dry run: %zu file%s of the shard cannot be read as DICOM; nothing written\n",
-                nerr, nerr == 1 ? "" : "s");
+        fprintf(stderr,
+                "radfuse: batch: dry run: %zu file%s of the shard cannot be read as DICOM, %zu ignored (no DICOM by "
+                "name); nothing written\n",
+                nerr, nerr == 1 ? "" : "s", nign);
         return CLI_EXIT_OK;
     }
     if (!o.out)

@@ -1,6 +1,7 @@
 /*
  * The fusion forward pass: the study's images through the vision encoder
- * (one batch), the token sequence assembled from the encoders' outputs and
+ * (one batch; or their states given in the study, from rf_fusion_vision over
+ * several studies' images at once: the same steps after the pass), the token sequence assembled from the encoders' outputs and
  * the fusion embeddings, the pre-norm blocks (rf_block_forward, with
  * attention groups for cross attention), the final LayerNorm of the CLS row
  * and the head. Every operation on activations goes through the backend;
@@ -89,6 +90,7 @@ typedef struct run {
     int nimg;              /* images + priors */
     int Tv, Dv, pooled;    /* vision tokens per image, their width, tokens kept per image */
     float *vis;            /* [nimg, Tv, Dv]: every image (the variant image's slot unused) */
+    const float *vis_in;   /* what the device pass takes: vis, or the study's own states (s->vision) */
     float *vis_var;        /* [B, Tv, Dv] */
     float *vis_last_in;    /* trace: [nimg, Tv, Dv] */
     float *text;           /* [count[TEXT] or 0, Dt] */
@@ -154,25 +156,36 @@ static int check_study(run *r)
     return RF_OK;
 }
 
-/* The vision encoder over n images of the study's size; last_hidden_state
- * into out [n, Tv, Dv] (malloc'd), and with last_in the input of its last block. */
-static int vision_pass(run *r, const float *pixels, int n, float **out, float **last_in)
+/* The image size checks of the forward (and rf_fusion_vision). */
+static int check_image_size(const rf_fusion *f, int height, int width, rf_err *err)
 {
-    rf_fusion *f = r->f;
     const rf_model_info *vi = &f->info.vision.info;
-    int64_t shape[4] = {n, vi->channels, r->s->height, r->s->width};
+    if (height < 1 || width < 1 || height > 16384 || width > 16384)
+        return rf_err_set(err, RF_EINVAL, "fusion: image size %dx%d is out of range", height, width);
+    if (vi->arch != RF_ARCH_DINOV2 && (height != vi->image_size || width != vi->image_size))
+        return rf_err_set(err, RF_EINVAL, "fusion: images are %dx%d, the vision encoder takes %dx%d", height, width,
+                          vi->image_size, vi->image_size);
+    if (height % vi->patch_size || width % vi->patch_size)
+        return rf_err_set(err, RF_EINVAL, "fusion: images of %dx%d are not a multiple of the patch size %d", height,
+                          width, vi->patch_size);
+    return RF_OK;
+}
+
+/* The vision encoder over n contiguous images [n, C, height, width] in one
+ * pass: last_hidden_state into *out [n, Tv, Dv] (malloc'd), *tokens = Tv,
+ * and with last_in the input of its last block. */
+static int vision_encode(rf_fusion *f, const float *pixels, int n, int height, int width, float **out, float **last_in,
+                         int *tokens, rf_err *err)
+{
+    const rf_model_info *vi = &f->info.vision.info;
+    int64_t shape[4] = {n, vi->channels, height, width};
     rf_tensor px = rf_tensor_make(RF_F32, (void *)pixels, 4, shape);
     rf_model_inputs in = {.pixel_values = &px, .capture_blocks = last_in ? 1 : 0};
     rf_model_outputs o;
-    int rc = rf_model_forward(f->vision, &in, &o, r->err);
+    int rc = rf_model_forward(f->vision, &in, &o, err);
     if (rc)
         return rc;
-    int64_t Tv = o.last_hidden_state.shape[1];
-    if (r->Tv && Tv != r->Tv) {
-        rf_model_outputs_free(&o);
-        return rf_err_set(r->err, RF_EINVAL, "fusion: vision token counts differ between passes");
-    }
-    r->Tv = (int)Tv;
+    *tokens = (int)o.last_hidden_state.shape[1];
     *out = o.last_hidden_state.data;
     o.last_hidden_state.data = NULL;
     if (last_in) {
@@ -183,40 +196,72 @@ static int vision_pass(run *r, const float *pixels, int n, float **out, float **
     return RF_OK;
 }
 
-/* Runs the vision encoder over every image (the variant image excepted) and the variants. */
+/* images[0..n) (each [C, height, width]) gathered into one pass of vision_encode. */
+static int vision_images(rf_fusion *f, const float *const *images, int n, int height, int width, float **out,
+                         float **last_in, int *tokens, rf_err *err)
+{
+    size_t per = (size_t)f->info.vision.info.channels * height * width;
+    float *px = malloc((size_t)n * per * sizeof(float));
+    if (!px)
+        return rf_err_set(err, RF_ENOMEM, "fusion: out of memory for %d images", n);
+    for (int i = 0; i < n; i++)
+        memcpy(px + (size_t)i * per, images[i], per * sizeof(float));
+    int rc = vision_encode(f, px, n, height, width, out, last_in, tokens, err);
+    free(px);
+    return rc;
+}
+
+int rf_fusion_vision(rf_fusion *f, const float *const *images, int n, int height, int width, float **states,
+                     int *tokens, rf_err *err)
+{
+    *states = NULL;
+    *tokens = 0;
+    if (n < 0 || (n > 0 && !images))
+        return rf_err_set(err, RF_EINVAL, "fusion: %d images without their pixels", n);
+    if (n == 0)
+        return RF_OK;
+    for (int i = 0; i < n; i++)
+        if (!images[i])
+            return rf_err_set(err, RF_EINVAL, "fusion: image %d has no pixels", i);
+    int rc = check_image_size(f, height, width, err);
+    return rc ? rc : vision_images(f, images, n, height, width, states, NULL, tokens, err);
+}
+
+/* The vision tokens of every image (the variant image excepted: its slot is
+ * unused) from the study's states or one pass of the encoder over its images
+ * and priors, and the variants' in a second pass. */
 static int run_vision(run *r)
 {
     const rf_fusion_study *s = r->s;
     const rf_model_info *vi = &r->f->info.vision.info;
     r->nimg = s->nimages + s->npriors;
     r->Dv = vi->hidden;
-    if (vi->arch != RF_ARCH_DINOV2 && (s->height != vi->image_size || s->width != vi->image_size) && r->nimg)
-        return rf_err_set(r->err, RF_EINVAL, "fusion: images are %dx%d, the vision encoder takes %dx%d", s->height,
-                          s->width, vi->image_size, vi->image_size);
-    if (r->nimg && (s->height % vi->patch_size || s->width % vi->patch_size))
-        return rf_err_set(r->err, RF_EINVAL, "fusion: images of %dx%d are not a multiple of the patch size %d",
-                          s->height, s->width, vi->patch_size);
+    int rc = r->nimg ? check_image_size(r->f, s->height, s->width, r->err) : RF_OK;
+    if (rc)
+        return rc;
     r->L.grid_h = r->nimg ? s->height / vi->patch_size : 0;
     r->L.grid_w = r->nimg ? s->width / vi->patch_size : 0;
+    int grid_tokens = 1 + r->L.grid_h * r->L.grid_w;
     size_t per = (size_t)vi->channels * s->height * s->width;
-    int nshared = r->nimg - (r->var >= 0 ? 1 : 0);
-    if (nshared > 0) {
-        float *px = malloc((size_t)nshared * per * sizeof(float));
-        if (!px)
-            return rf_err_set(r->err, RF_ENOMEM, "fusion: out of memory for %d images", nshared);
-        int k = 0;
-        for (int i = 0; i < r->nimg; i++) {
-            if (i == r->var)
-                continue;
-            const float *src = i < s->nimages ? s->images + (size_t)i * per : s->priors + (size_t)(i - s->nimages) * per;
-            memcpy(px + (size_t)k++ * per, src, per * sizeof(float));
-        }
+    if (r->nimg && s->vision) {
+        r->Tv = grid_tokens;
+        r->vis_in = s->vision;
+    } else if (r->nimg) {
+        const float **imgs = malloc((size_t)r->nimg * sizeof *imgs);
+        if (!imgs)
+            return rf_err_set(r->err, RF_ENOMEM, "fusion: out of memory");
+        int n = 0;
+        for (int i = 0; i < r->nimg; i++)
+            if (i != r->var)
+                imgs[n++] = i < s->nimages ? s->images + (size_t)i * per : s->priors + (size_t)(i - s->nimages) * per;
         float *shared = NULL;
-        int rc = vision_pass(r, px, nshared, &shared, r->trace ? &r->vis_last_in : NULL);
-        free(px);
+        rc = n ? vision_images(r->f, imgs, n, s->height, s->width, &shared, r->trace ? &r->vis_last_in : NULL, &r->Tv,
+                               r->err)
+               : RF_OK;
+        free(imgs);
         if (rc)
             return rc;
-        if (r->var < 0) {
+        if (r->var < 0 || !n) {
             r->vis = shared;
         } else {
             /* spread into image order, leaving the variant's slot empty */
@@ -226,23 +271,28 @@ static int run_vision(run *r)
                 free(shared);
                 return rf_err_set(r->err, RF_ENOMEM, "fusion: out of memory");
             }
-            for (int i = 0, k2 = 0; i < r->nimg; i++)
+            for (int i = 0, k = 0; i < r->nimg; i++)
                 if (i != r->var)
-                    memcpy(r->vis + (size_t)i * tok, shared + (size_t)k2++ * tok, tok * sizeof(float));
+                    memcpy(r->vis + (size_t)i * tok, shared + (size_t)k++ * tok, tok * sizeof(float));
             free(shared);
         }
     }
     if (r->var >= 0) {
-        int rc = vision_pass(r, r->variants, r->B, &r->vis_var, NULL);
-        if (rc)
+        int Tv = 0;
+        if ((rc = vision_encode(r->f, r->variants, r->B, s->height, s->width, &r->vis_var, NULL, &Tv, r->err)))
             return rc;
-        if (!r->vis) {
+        if (r->Tv && Tv != r->Tv)
+            return rf_err_set(r->err, RF_EINVAL, "fusion: vision token counts differ between passes");
+        r->Tv = Tv;
+        if (!r->vis && !r->vis_in) {
             r->vis = calloc((size_t)r->Tv * r->Dv, sizeof(float));
             if (!r->vis)
                 return rf_err_set(r->err, RF_ENOMEM, "fusion: out of memory");
         }
     }
-    if (r->nimg && r->Tv != 1 + r->L.grid_h * r->L.grid_w)
+    if (!r->vis_in)
+        r->vis_in = r->vis;
+    if (r->nimg && r->Tv != grid_tokens)
         return rf_err_set(r->err, RF_EUNSUP, "fusion: the vision encoder gives %d tokens for a %dx%d patch grid", r->Tv,
                           r->L.grid_h, r->L.grid_w);
     return RF_OK;
@@ -438,7 +488,7 @@ static int device_pass(run *r)
         (rc = alloc(f, &d.s.hidden, RF_F32, N, I, err)) || (rc = alloc(f, &d.clsn, RF_F32, B, D, err)) ||
         (rc = alloc(f, &d.logits, RF_F32, B, K, err)))
         return rc;
-    if (nvis && (rc = upload(f, &d.vis, RF_F32, nvis * Tv, Dv, r->vis, err)))
+    if (nvis && (rc = upload(f, &d.vis, RF_F32, nvis * Tv, Dv, r->vis_in, err)))
         return rc;
     if (nvar && (rc = upload(f, &d.vis_var, RF_F32, nvar * Tv, Dv, r->vis_var, err)))
         return rc;
@@ -677,6 +727,14 @@ int rf_fusion_trace_study(rf_fusion *f, const rf_fusion_study *s, rf_fusion_trac
         out->npriors = s->npriors;
         out->vision_tokens = r.Tv;
         out->vision_hidden = r.Dv;
+        if (r.vis_in && r.vis_in != r.vis) {
+            /* the study's own states (s->vision): the encoder did not run */
+            size_t n = (size_t)r.nimg * r.Tv * r.Dv;
+            if (!(r.vis = malloc(n * sizeof(float))))
+                rc = rf_err_set(err, RF_ENOMEM, "fusion: out of memory");
+            else
+                memcpy(r.vis, r.vis_in, n * sizeof(float));
+        }
         out->vision = r.vis;
         out->vision_last_in = r.vis_last_in;
         r.vis = r.vis_last_in = NULL;

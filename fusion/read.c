@@ -380,9 +380,30 @@ int rf_rd_prior_age(rf_read_result *r, const rf_read_images *imgs, rf_read_image
     return rc;
 }
 
+/* The vision states of the study's images then priors (rf_fusion_vision)
+ * into *out, or NULL when the pass fails for a reason of the study's inputs
+ * (the forward then says it); an error only when out of memory. */
+static int own_vision(rf_fusion *model, const rf_fusion_study *s, float **out, rf_err *err)
+{
+    size_t per = (size_t)rf_fusion_get_info(model)->vision.info.channels * s->height * s->width;
+    int n = s->nimages + s->npriors, tokens;
+    const float **imgs = malloc((size_t)n * sizeof *imgs);
+    if (!imgs)
+        return rf_err_set(err, RF_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        imgs[i] = i < s->nimages ? s->images + (size_t)i * per : s->priors + (size_t)(i - s->nimages) * per;
+    rf_err e;
+    int rc = rf_fusion_vision(model, imgs, n, s->height, s->width, out, &tokens, &e);
+    free(imgs);
+    if (rc == RF_ENOMEM)
+        return rf_err_set(err, rc, "%s", e.msg);
+    return RF_OK;
+}
+
 int rf_rd_infer(rf_fusion *model, rf_saliency_method method, rf_read_result *r, const rf_read_images *imgs,
                 const float *px, const rf_read_images *priors, const float *ppx, double prior_days,
-                const rf_text_encoding *enc, const rf_lab_token *tokens, size_t ntokens, rf_err *err)
+                const rf_text_encoding *enc, const rf_lab_token *tokens, size_t ntokens, const float *vision,
+                double vision_ms, rf_err *err)
 {
     const rf_fusion_info *info = rf_fusion_get_info(model);
     int rc = RF_OK;
@@ -396,6 +417,7 @@ int rf_rd_infer(rf_fusion *model, rf_saliency_method method, rf_read_result *r, 
     s.priors = ppx;
     s.npriors = (int)priors->count;
     s.prior_days = prior_days;
+    s.vision = vision;
     /* only the notes that were encoded, in order; note_of maps back */
     rf_text_encoding *notes = NULL;
     size_t *note_of = NULL;
@@ -416,11 +438,19 @@ int rf_rd_infer(rf_fusion *model, rf_saliency_method method, rf_read_result *r, 
 
     rf_fusion_output fo;
     memset(&fo, 0, sizeof fo);
+    float *own = NULL;
     if (!rc) {
         t0 = rf_rd_now_ms();
-        rc = rf_fusion_forward(model, &s, &fo, err);
+        if (!vision && s.nimages + s.npriors > 0) {
+            /* the vision states once, for the forward and for the input weights; where
+             * they cannot be had the forward runs the encoder and says why */
+            rc = own_vision(model, &s, &own, err);
+            s.vision = own;
+        }
         if (!rc)
-            rc = rf_result_time(r, "fusion", rf_rd_now_ms() - t0);
+            rc = rf_fusion_forward(model, &s, &fo, err);
+        if (!rc)
+            rc = rf_result_time(r, "fusion", vision_ms + rf_rd_now_ms() - t0);
     }
     if (!rc) {
         for (int m = 0; m < RF_MODALITY_COUNT; m++)
@@ -456,6 +486,7 @@ int rf_rd_infer(rf_fusion *model, rf_saliency_method method, rf_read_result *r, 
     if (!rc)
         qsort(r->findings, r->nfindings, sizeof *r->findings, cmp_findings);
     rf_fusion_output_free(&fo);
+    free(own);
     free(notes);
     free(note_of);
     return rc;
@@ -525,7 +556,7 @@ int rf_read(rf_fusion *model, const rf_read_request *req, rf_read_result *out, r
     if (!rc)
         rc = rf_rd_lab_tokens(r, &labs, &tokens, &ntokens, warn_now, r, err);
     if (!rc)
-        rc = rf_rd_infer(model, method, r, &imgs, px, &priors, ppx, prior_days, enc, tokens, ntokens, err);
+        rc = rf_rd_infer(model, method, r, &imgs, px, &priors, ppx, prior_days, enc, tokens, ntokens, NULL, 0, err);
 
     if (enc)
         for (size_t i = 0; i < r->nnotes; i++)

@@ -48,9 +48,15 @@ int rf_rd_lab_tokens(rf_read_result *r, const rf_labs *labs, rf_lab_token **toke
 /* The fusion forward over the preprocessed images (px, ppx), the encoded
  * notes (enc: the used r->notes) and the lab tokens, timed as "fusion"; the
  * findings, the saliency method's evidence ("saliency") and the findings
- * sorted by probability, into r. */
+ * sorted by probability, into r. vision: the vision encoder's states of the
+ * images then the priors (rf_fusion_vision, rf_fusion_study.vision), made
+ * beforehand in vision_ms (added to "fusion"), or NULL to make them here
+ * (rf_fusion_vision over the study's images and priors); the forward and the
+ * input weights take them, so that the encoder runs once (Grad-CAM runs it
+ * again: it needs the last block's input). */
 int rf_rd_infer(rf_fusion *model, rf_saliency_method method, rf_read_result *r, const rf_read_images *imgs,
                 const float *px, const rf_read_images *priors, const float *ppx, double prior_days,
-                const rf_text_encoding *enc, const rf_lab_token *tokens, size_t ntokens, rf_err *err);
+                const rf_text_encoding *enc, const rf_lab_token *tokens, size_t ntokens, const float *vision,
+                double vision_ms, rf_err *err);
 
 #endif

@@ -570,7 +570,12 @@ int rf_saliency_run(rf_fusion *f, const rf_fusion_study *s, const int *rows, con
     memset(&v, 0, sizeof v);
     double *dseq = NULL, *attr = NULL, *dvis = NULL, *vout = NULL, *act = NULL, *wf = NULL;
     float *grid = NULL, *occ = NULL;
-    int rc = rf_fusion_trace_study(f, s, &tr, err);
+    /* Grad-CAM differentiates through the vision encoder's last block: its
+     * input comes only from a pass of the encoder, not from given states */
+    rf_fusion_study own = *s;
+    if (o->method == RF_SALIENCY_GRADCAM)
+        own.vision = NULL;
+    int rc = rf_fusion_trace_study(f, &own, &tr, err);
     if (rc)
         goto done;
     const rf_fusion_layout *L = &tr.layout;

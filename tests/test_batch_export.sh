@@ -5,6 +5,7 @@
 # files (studies of modalities the model rejects, a DICOMDIR with a CR study it reads, files
 # that are no DICOM) and broken files (tests/batch/make_export.py):
 #   --dry-run lists every study with its pairing and writes nothing;
+#   --device-batch 1 and 8 give the same results (Grad-CAM too), and the summary counts batches;
 #   the run records every good study exactly once and every failed study and bad file in
 #   errors.jsonl (tests/batch/check.py export), exits 2 (some failed), and a few studies
 #   agree with `radfuse read` of the same inputs;
@@ -29,7 +30,7 @@ check "--dry-run writes nothing" test ! -e "$tmp/out"
 check "--dry-run: pairing of the studies as built" py - "$work/expect.json" "$tmp/dry.jsonl" <<'EOF'
 import json, sys
 ex = json.load(open(sys.argv[1]))
-dry = {j["study_instance_uid"]: j for j in map(json.loads, open(sys.argv[2]))}
+dry = {j["study_instance_uid"]: j for j in map(json.loads, open(sys.argv[2])) if j["kind"] == "study"}
 bad = 0
 for r, e in ex["rows"].items():
     d = dry.get(e["uid"])
@@ -42,9 +43,12 @@ for r, e in ex["rows"].items():
         bad += 1
 sys.exit(bad > 0)
 EOF
-ndry=$(wc -l <"$tmp/dry.jsonl")
+ndry=$(grep -c '"kind":"study"' "$tmp/dry.jsonl")
+nign=$(grep -c '"kind":"ignored"' "$tmp/dry.jsonl")
 "$bin" batch "$root" "${opts[@]}" --dry-run >"$tmp/dry.txt" 2>/dev/null
-check "--dry-run (text): one line per study" test "$(wc -l <"$tmp/dry.txt")" -eq "$ndry"
+check "--dry-run (text): one line per study and per ignored file" \
+  test "$(grep -vc '^ignored  ' "$tmp/dry.txt")" -eq "$ndry" -a "$(grep -c '^ignored  ' "$tmp/dry.txt")" -eq "$nign"
+check "--dry-run: pydicom's READMEs are ignored (no DICOM by name)" grep -q '"path":"pydicom/README.txt"' "$tmp/dry.jsonl"
 
 # the run
 "$bin" batch "$root" --out "$tmp/out" "${opts[@]}" --json >"$tmp/run.json" 2>"$tmp/run.err"
@@ -53,7 +57,8 @@ check "the run exits 2 (some studies and files fail)" test $rc -eq 2
 check "the summary counts every study of the dry run" py -c "
 import json, sys
 s = json.load(open('$tmp/run.json'))
-sys.exit(not (s['total'] == $ndry and s['done'] + s['failed'] == s['total'] and s['processed'] == s['total']
+sys.exit(not (s['total'] == $ndry and s['ignored_files'] == $nign and s['done'] + s['failed'] == s['total']
+              and s['processed'] == s['total']
               and s['file_errors'] > 0 and s['stages']['device_ms'] > 0 and s['stages']['prepare_ms'] > 0))"
 check "log lines on a pipe, not a progress bar" grep -q "^radfuse: batch: [0-9]*/[0-9]* studies" "$tmp/run.err"
 "$bin" dicom ls "$root/pydicom" --json >"$tmp/ls.jsonl" 2>/dev/null
@@ -95,6 +100,48 @@ check "Grad-CAM: as radfuse read gives it (findings, input weights, map peaks, s
   py "$checker" read "$tmp/gradcam" "${a[0]}" "$tmp/read.json"
 check "Grad-CAM: the overlays are in the study's folder" \
   bash -c "ls '$tmp/gradcam/studies/'*/overlays/*.png >/dev/null"
+
+# the device stage's batches: one study at a time and up to 8 (their images through the vision
+# encoder in one pass) give the same results, Grad-CAM included (it is device-bound, so studies
+# wait and batches form)
+for sal in none gradcam; do
+  for db in 1 8; do
+    "$bin" batch "$root/bare" --out "$tmp/db$db.$sal" --model "$model" --saliency $sal --jobs 2 --device cpu \
+      --outputs json --device-batch $db --json >"$tmp/db$db.$sal.json" 2>/dev/null
+  done
+  check "--device-batch 1 and 8 ($sal): the same results.jsonl (probabilities within 1e-6)" \
+    py - "$tmp/db1.$sal/results.jsonl" "$tmp/db8.$sal/results.jsonl" <<'EOF2'
+import json, sys
+def load(p):
+    out = {}
+    for l in open(p):
+        j = json.loads(l)
+        for k in ("created", "timings"):
+            j.pop(k, None)
+        out[j["study"]["study_instance_uid"]] = j
+    return out
+def same(a, b, where):
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(same(a[k], b[k], where + "." + k) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y, where) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(a - b) <= 1e-6
+    return a == b
+a, b = load(sys.argv[1]), load(sys.argv[2])
+bad = [u for u in a if u not in b or not same(a[u], b[u], u)]
+print("%d studies, %d differ" % (len(a), len(bad)))
+sys.exit(1 if not a or set(a) != set(b) or bad else 0)
+EOF2
+done
+check "--device-batch: the summary counts the batches (1: one study each; 8: several)" py -c "
+import json, sys
+one = json.load(open('$tmp/db1.gradcam.json'))['stages']; many = json.load(open('$tmp/db8.gradcam.json'))['stages']
+n = json.load(open('$tmp/db1.gradcam.json'))['done']
+sys.exit(not (one['device_batch_mean'] == 1 and one['device_batches'] == n and many['device_batch_mean'] > 1
+              and many['device_batch_mean'] <= 8 and many['device_batches'] < n and many['device_ms'] > 0))"
+"$bin" batch "$root" --out "$tmp/x" --device-batch 0 >/dev/null 2>&1
+check "--device-batch 0: usage, exit 1" test $? -eq 1
 
 # a second run: nothing to do, nothing changes
 cp "$tmp/out/results.jsonl" "$tmp/results.first"

@@ -7,8 +7,10 @@
  * Also: the token layout (ranges, text cap, dropped labs, inputs used), the
  * trace agrees with the forward pass, the batched forward over image
  * variants agrees with single forwards, the same weights laid out inline,
- * in subdirectories or in shards give identical outputs, and the model
- * directory's hash is the one the fixture was made from.
+ * in subdirectories or in shards give identical outputs, the vision states
+ * of several studies' images in one pass (rf_fusion_vision) give the forward
+ * the same outputs, to the bit, and the model directory's hash is the one
+ * the fixture was made from.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -179,6 +181,58 @@ static void check_batch(const fc_fixture *fx, rf_fusion *f)
     fc_study_free(enc);
 }
 
+/* rf_fusion_vision over the images of several studies in one pass, and the
+ * forward, the trace and the variants' forward from a study's slice of it:
+ * the same outputs as the forward that runs the encoder itself. */
+static void check_vision_states(const fc_fixture *fx, rf_fusion *f)
+{
+    rf_fusion_study s;
+    rf_text_encoding enc[2];
+    fc_study(fx, f, 0, &s, enc);
+    int K = f->info.nlabels;
+    const int64_t per = 3 * 64 * 64;
+    /* "another study" (the prior, image 1) first, then this study's images and prior */
+    const float *imgs[5] = {fx->prior, fx->images + per, fx->images, fx->images + per, fx->prior};
+    float *states = NULL;
+    int tokens = 0;
+    rf_err err;
+    int rc = rf_fusion_vision(f, imgs, 5, 64, 64, &states, &tokens, &err);
+    CHECKF(rc == 0, "vision: %s", err.msg);
+    CHECK(tokens == 17);
+    rf_fusion_output ref, o;
+    CHECK(rf_fusion_forward(f, &s, &ref, &err) == 0);
+    if (!rc) {
+        rf_fusion_study sv = s;
+        sv.vision = states + 2 * 17 * 32;
+        CHECKF(rf_fusion_forward(f, &sv, &o, &err) == 0, "forward from states: %s", err.msg);
+        CHECKF(test_max_abs_diff(o.logits, ref.logits, K) == 0, "forward from states differs by %g",
+               test_max_abs_diff(o.logits, ref.logits, K));
+        CHECK(o.layout.T == ref.layout.T && o.inputs_used[RF_MODALITY_PRIOR] == 1);
+        rf_fusion_output_free(&o);
+        /* the trace takes them too (no last block input then) */
+        rf_fusion_trace t;
+        CHECK(rf_fusion_trace_study(f, &sv, &t, &err) == 0);
+        CHECK(t.vision && !t.vision_last_in && test_max_abs_diff(t.logits, ref.logits, K) == 0);
+        CHECK(t.vision && test_max_abs_diff(t.vision, sv.vision, 3 * 17 * 32) == 0);
+        rf_fusion_trace_free(&t);
+        /* variants of image 0 with the others' states given */
+        rf_fusion_output b1, b2;
+        CHECK(rf_fusion_forward_batch(f, &s, 0, fx->images + per, 1, &b1, &err) == 0);
+        CHECK(rf_fusion_forward_batch(f, &sv, 0, fx->images + per, 1, &b2, &err) == 0);
+        CHECK(b1.logits && b2.logits && test_max_abs_diff(b1.logits, b2.logits, K) == 0);
+        rf_fusion_output_free(&b1);
+        rf_fusion_output_free(&b2);
+    }
+    rf_fusion_output_free(&ref);
+    free(states);
+    /* bad arguments: a size the encoder does not take, missing pixels, none */
+    CHECK(rf_fusion_vision(f, imgs, 1, 32, 32, &states, &tokens, &err) == RF_EINVAL && !states);
+    const float *none[1] = {NULL};
+    CHECK(rf_fusion_vision(f, none, 1, 64, 64, &states, &tokens, &err) == RF_EINVAL && !states);
+    CHECK(rf_fusion_vision(f, NULL, 0, 64, 64, &states, &tokens, &err) == 0 && !states && tokens == 0);
+    fc_study_free(enc);
+}
+
 int main(void)
 {
     fc_fixture fx;
@@ -210,6 +264,7 @@ int main(void)
         check_layout(&fx, f);
         if (!cross)
             check_batch(&fx, f);
+        check_vision_states(&fx, f);
         rf_fusion_free(f);
 
         /* the same weights, inline and in shards: the same outputs, to the bit */

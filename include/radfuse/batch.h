@@ -7,7 +7,8 @@
  * The pipeline: worker threads decode, render and preprocess a study's images
  * and read its notes and labs, and write the folders of inferred studies; one
  * device stage runs the text encoder, the vision encoder, the fusion model
- * and saliency; the committer records studies in results.jsonl and the
+ * and saliency, over all the prepared studies waiting at once (up to
+ * device_batch: their images through the vision encoder in one pass); the committer records studies in results.jsonl and the
  * state. A bound on the studies in flight keeps memory flat whatever the
  * export's size.
  *
@@ -56,6 +57,8 @@ typedef struct rf_batch_stages {
     double commit_ms;     /* the committer: results.jsonl and the state */
     double wall_ms;       /* the pipeline from its first study to its last */
     double device_wait_ms; /* the device stage waiting for prepared studies */
+    size_t device_batches; /* batches the device stage ran (each one pass of the vision encoder) */
+    size_t device_studies; /* studies in them (device_studies / device_batches: the mean batch) */
     int jobs;
 } rf_batch_stages;
 
@@ -66,7 +69,7 @@ typedef struct rf_batch_progress {
     size_t failed;        /* failed studies (this run and before, unless retried) */
     size_t done_before;   /* already done when this run started */
     size_t run_done;      /* studies processed by this run (done or failed) */
-    size_t file_errors;   /* files that belong to no study (unreadable, not DICOM) */
+    size_t file_errors;   /* files that belong to no study (unreadable, not DICOM; not the ignored ones) */
     double elapsed_s;     /* since the pipeline started */
     int final;            /* 1 on the last call */
 } rf_batch_progress;
@@ -77,6 +80,10 @@ typedef struct rf_batch_progress {
 #define RF_BATCH_OUT_FHIR 4u     /* report.fhir.json */
 #define RF_BATCH_OUT_DICOM 8u    /* dicom/: Secondary Captures and an SR (patient data) */
 #define RF_BATCH_OUT_DEFAULT (RF_BATCH_OUT_OVERLAYS | RF_BATCH_OUT_HTML | RF_BATCH_OUT_FHIR)
+
+/* The device stage's batch: by default up to 8 studies, at most 64. */
+#define RF_BATCH_DEVICE_BATCH 8
+#define RF_BATCH_MAX_DEVICE_BATCH 64
 
 typedef struct rf_batch_opts {
     const char *root;          /* the export */
@@ -89,7 +96,9 @@ typedef struct rf_batch_opts {
     const char *precision;     /* recorded in results: "fp32" (NULL) or "fp16" */
     int include_phi;           /* patient identifiers and full paths in the results */
     unsigned outputs;          /* RF_BATCH_OUT_* of DIR/studies/<key>/; 0: RF_BATCH_OUT_DEFAULT */
-    int queue;                 /* studies waiting between stages; 0: 2 * jobs */
+    int queue;                 /* studies waiting between stages; 0: 2 * max(jobs, device_batch) */
+    int device_batch;          /* studies the device stage takes at once at most (all prepared ones
+                                * waiting, up to this; 1..RF_BATCH_MAX_DEVICE_BATCH); 0: RF_BATCH_DEVICE_BATCH */
     void (*progress)(void *ctx, const rf_batch_progress *p);
     void *progress_ctx;
 } rf_batch_opts;
@@ -98,6 +107,8 @@ typedef struct rf_batch_summary {
     rf_batch_progress progress;
     rf_batch_stages stages;
     size_t studies_found;      /* studies in the export (all shards) */
+    size_t ignored_files;      /* files of the shard that are no DICOM by their name and were left
+                                * alone (docs/batch.md): not errors */
     int stopped;               /* 1 when an output could not be written and the batch stopped */
 } rf_batch_summary;
 
@@ -121,11 +132,15 @@ typedef struct rf_batch_plan_study {
 /*
  * Lists the studies of opts (root, manifest, shard; out only to read the
  * state, which is not created) without reading pixels: fn is called for
- * each study in StudyInstanceUID order; *nfile_errors gets the number of
- * files of the shard that belong to no study.
+ * each study in StudyInstanceUID order, then ignored (when not NULL) for each
+ * file of the shard left alone as no DICOM by its name (path relative to the
+ * root, and why); *nfile_errors gets the number of files of the shard that
+ * belong to no study and are errors, *nignored (when not NULL) the number of
+ * ignored ones.
  */
-int rf_batch_plan(const rf_batch_opts *opts, void (*fn)(void *ctx, const rf_batch_plan_study *s), void *ctx,
-                  size_t *nfile_errors, rf_err *err);
+int rf_batch_plan(const rf_batch_opts *opts, void (*fn)(void *ctx, const rf_batch_plan_study *s),
+                  void (*ignored)(void *ctx, const char *path, const char *reason), void *ctx, size_t *nfile_errors,
+                  size_t *nignored, rf_err *err);
 
 /* What a merge found. */
 typedef struct rf_batch_merge_info {

@@ -145,6 +145,14 @@ typedef struct rf_fusion_study {
     int nnotes;
     const rf_lab_token *labs; /* from rf_lab_tokens */
     size_t nlabs;
+    /* Optional: the vision encoder's states of the study's images, then its
+     * priors, as rf_fusion_vision gives them ([nimages + npriors, 1 + (height
+     * / patch) * (width / patch), vision hidden]). When set, the forward takes
+     * them instead of running the vision encoder over images and priors (which
+     * must still be given: saliency reads them), so that the vision encoder
+     * can run over the images of several studies in one pass. NULL: the
+     * forward runs the encoder itself, through the same steps. */
+    const float *vision;
 } rf_fusion_study;
 
 /*
@@ -183,9 +191,22 @@ typedef struct rf_fusion_output {
 
 void rf_fusion_output_free(rf_fusion_output *out);
 
-/* One study through the vision encoder (all images and priors in one batch)
- * and the fusion transformer. *out is zeroed first; free it also on failure. */
+/* One study through the vision encoder (all images and priors in one batch,
+ * or its states from s->vision) and the fusion transformer. *out is zeroed
+ * first; free it also on failure. */
 int rf_fusion_forward(rf_fusion *f, const rf_fusion_study *s, rf_fusion_output *out, rf_err *err);
+
+/*
+ * The vision encoder over n preprocessed images (images[i]: [C, height,
+ * width], as rf_fusion_study's images; any number of studies' images) in one
+ * pass: its last_hidden_state into *states ([n, *tokens, vision hidden],
+ * malloc'd; NULL when n is 0), image i's rows the same as a pass over image i
+ * alone gives. Slices of it, a study's images then its priors, are what
+ * rf_fusion_study.vision takes. The checks on the size are
+ * rf_fusion_forward's.
+ */
+int rf_fusion_vision(rf_fusion *f, const float *const *images, int n, int height, int width, float **states,
+                     int *tokens, rf_err *err);
 
 /*
  * B variants of one image of the study, the rest unchanged (occlusion): image
@@ -222,6 +243,9 @@ typedef struct rf_fusion_trace {
     rf_fusion_layout layout;
 } rf_fusion_trace;
 
+/* The trace of one study. With s->vision, vision is a copy of it and
+ * vision_last_in is NULL (the vision encoder does not run): give no states
+ * where the last block's input is needed (Grad-CAM). */
 int rf_fusion_trace_study(rf_fusion *f, const rf_fusion_study *s, rf_fusion_trace *out, rf_err *err);
 void rf_fusion_trace_free(rf_fusion_trace *t);
 
