@@ -3,10 +3,13 @@
  * counter before sleeping on a condition variable, so back-to-back loops in a
  * forward pass do not pay a futex wake-up each, while an idle pool costs no CPU.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "runtime/threadpool.h"
@@ -77,10 +80,88 @@ static void *worker_main(void *argp)
     }
 }
 
+int rf_cpu_max_parse(const char *text)
+{
+    char quota[32];
+    long long period = 0;
+    if (!text || sscanf(text, "%31s %lld", quota, &period) != 2 || period <= 0)
+        return 0;
+    if (strcmp(quota, "max") == 0)
+        return 0;
+    char *end;
+    long long q = strtoll(quota, &end, 10);
+    if (*end || q <= 0)
+        return 0;
+    long long cpus = (q + period - 1) / period; /* 1.5 CPUs of time: 2 threads */
+    return cpus > 65536 ? 65536 : (int)cpus;
+}
+
+/* A small text file into buf; 0 or -1. */
+static int read_small(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return 0;
+}
+
+int rf_cgroup_cpu_limit(const char *root, const char *self_cgroup)
+{
+    /* the cgroup v2 line of /proc/self/cgroup: "0::/PATH" */
+    const char *line = self_cgroup;
+    while (line && strncmp(line, "0::", 3) != 0) {
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    if (!line || line[3] != '/')
+        return 0;
+    char path[4096];
+    size_t len = strcspn(line + 3, "\n");
+    if (len >= sizeof path)
+        return 0;
+    memcpy(path, line + 3, len);
+    path[len] = 0;
+    /* the least limit from the process's cgroup up to the root's */
+    int limit = 0;
+    for (;;) {
+        char file[4200], text[128];
+        snprintf(file, sizeof file, "%s%s/cpu.max", root, strcmp(path, "/") == 0 ? "" : path);
+        int n = read_small(file, text, sizeof text) == 0 ? rf_cpu_max_parse(text) : 0;
+        if (n > 0 && (limit == 0 || n < limit))
+            limit = n;
+        char *slash = strrchr(path, '/');
+        if (!slash || slash == path) {
+            if (strcmp(path, "/") == 0)
+                break;
+            path[1] = 0;
+        } else {
+            *slash = 0;
+        }
+    }
+    return limit;
+}
+
 int rf_cpu_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = online > 0 ? (int)online : 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int allowed = CPU_COUNT(&set);
+        if (allowed > 0 && allowed < n)
+            n = allowed;
+    }
+    char self[4096];
+    if (read_small("/proc/self/cgroup", self, sizeof self) == 0) {
+        int quota = rf_cgroup_cpu_limit("/sys/fs/cgroup", self);
+        if (quota > 0 && quota < n)
+            n = quota;
+    }
+    return n > 0 ? n : 1;
 }
 
 int rf_pool_create(rf_pool **out, int threads, rf_err *err)
