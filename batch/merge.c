@@ -154,6 +154,42 @@ static int key_done(const m_entry *v, size_t n, const char *key)
     return 0;
 }
 
+/*
+ * What a shard directory's state says is missing: *incomplete += its
+ * studies not yet done or failed. A directory without state.sqlite (a
+ * merge's output) has nothing to say. A state without the study count (a
+ * run killed before it had listed the export and recorded "total") cannot
+ * tell whether its shard is complete: refused, as is a state that cannot be
+ * read.
+ */
+static int shard_state(const char *dir, size_t *incomplete, rf_err *err)
+{
+    char path[4300];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/state.sqlite", dir);
+    if (stat(path, &sb) != 0)
+        return RF_OK;
+    bt_state *st;
+    rf_err e;
+    if (bt_state_open_readonly(&st, dir, &e))
+        return rf_err_set(err, RF_EIO, "merge: %s: cannot read its state: %s", dir, e.msg);
+    char total[32];
+    int rc = RF_OK;
+    if (bt_state_get_meta(st, "total", total, sizeof total) != 0) {
+        rc = rf_err_set(err, RF_EINVAL,
+                        "merge: %s: its run stopped before it had listed its shard's studies (state.sqlite holds no "
+                        "study count), so what it lacks is unknown: run that shard again to the end, then merge",
+                        dir);
+    } else {
+        size_t done, failed, ferr;
+        bt_state_counts(st, &done, &failed, &ferr);
+        if ((size_t)atoll(total) > done + failed)
+            *incomplete += (size_t)atoll(total) - done - failed;
+    }
+    bt_state_close(st);
+    return rc;
+}
+
 int rf_batch_merge(const char *out, const char *const *dirs, int n, rf_batch_merge_info *info, rf_err *err)
 {
     memset(info, 0, sizeof *info);
@@ -176,8 +212,17 @@ int rf_batch_merge(const char *out, const char *const *dirs, int n, rf_batch_mer
     int rc = files ? RF_OK : rf_err_set(err, RF_ENOMEM, "out of memory");
     char path[4300];
     for (int d = 0; !rc && d < n; d++) {
+        /* a shard that has not finished, or cannot say whether it has */
+        if ((rc = shard_state(dirs[d], &info->incomplete, err)))
+            break;
         snprintf(path, sizeof path, "%s/results.jsonl", dirs[d]);
         files[d] = fopen(path, "rb");
+        if (!files[d] && errno == ENOENT) {
+            rc = rf_err_set(err, RF_EIO, "merge: %s: no results.jsonl: not a batch output directory, or its shard "
+                            "has not started",
+                            dirs[d]);
+            break;
+        }
         if (!files[d]) {
             rc = rf_err_set(err, RF_EIO, "%s: cannot open: %s", path, strerror(errno));
             break;
@@ -216,17 +261,6 @@ int rf_batch_merge(const char *out, const char *const *dirs, int n, rf_batch_mer
             off += got;
         }
         free(line);
-        /* a shard that has not finished */
-        bt_state *st;
-        rf_err ignore;
-        if (!rc && bt_state_open_readonly(&st, dirs[d], &ignore) == 0) {
-            char total[32];
-            size_t done, failed, ferr;
-            bt_state_counts(st, &done, &failed, &ferr);
-            if (bt_state_get_meta(st, "total", total, sizeof total) == 0 && (size_t)atoll(total) > done + failed)
-                info->incomplete += (size_t)atoll(total) - done - failed;
-            bt_state_close(st);
-        }
     }
     if (!rc && nv)
         qsort(v, nv, sizeof *v, cmp_entry);

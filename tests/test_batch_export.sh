@@ -12,7 +12,7 @@
 #   a second run and --retry-failed change no result;
 #   --shard 0/2 and 1/2 take the studies the documented hash gives them, and their merge
 #   equals the single run; a merge of shards with different results, or of two models'
-#   results, is refused;
+#   results, or of a shard killed before it recorded its study count, is refused;
 #   usage errors exit 1, another model on the same directory is refused.
 name=test_batch_export
 source "${RADFUSE_SOURCE:?}/tests/batch/common.sh"
@@ -190,6 +190,25 @@ EOF
 "$bin" batch merge "$tmp/merged3" "$tmp/shard0" "$tmp/shard0x" >"$tmp/merge3.txt" 2>&1
 check "overlapping shards with different results: refused with exit 2" test $? -eq 2
 check "... naming the study" grep -q "different results" "$tmp/merge3.txt"
+# a shard killed before it had recorded its study count: the state it leaves (model and shard,
+# no total, no study; an empty results.jsonl) cannot say what the shard lacks
+cp -a "$tmp/shard1" "$tmp/shard1k"
+sqlite3 "$tmp/shard1k/state.sqlite" "DELETE FROM meta WHERE name = 'total'; DELETE FROM studies;"
+: >"$tmp/shard1k/results.jsonl"
+rm -rf "$tmp/shard1k/studies"/*
+"$bin" batch merge "$tmp/merged5" "$tmp/shard0" "$tmp/shard1k" >"$tmp/merge5.txt" 2>&1
+check "a shard killed before it recorded its study count: the merge is refused (exit 2)" test $? -eq 2
+check "... naming the shard and why" grep -q "shard1k: its run stopped before it had listed" "$tmp/merge5.txt"
+check "... and nothing is written" test ! -e "$tmp/merged5"
+"$bin" batch merge "$tmp/merged6" "$tmp/shard0" "$tmp/never" >"$tmp/merge6.txt" 2>&1
+check "a shard directory that does not exist: refused, saying so" \
+  bash -c "test $? -eq 2 && grep -q 'never: no results.jsonl' '$tmp/merge6.txt'"
+# killed after it: the merge is written and says the shard has not finished
+cp -a "$tmp/shard1" "$tmp/shard1p"
+sqlite3 "$tmp/shard1p/state.sqlite" "DELETE FROM studies WHERE rowid IN (SELECT rowid FROM studies LIMIT 3);"
+"$bin" batch merge "$tmp/merged7" "$tmp/shard0" "$tmp/shard1p" >"$tmp/merge7.txt" 2>&1
+check "a shard killed after it: the merge exits 2, 3 studies not processed" \
+  bash -c "test $? -eq 2 && grep -q '3 studies of the shards are not processed yet' '$tmp/merge7.txt'"
 
 # usage and refusals
 "$bin" batch >/dev/null 2>&1

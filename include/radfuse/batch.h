@@ -156,7 +156,12 @@ typedef struct rf_batch_merge_info {
  * with the same findings once, with different findings an RF_EINVAL naming
  * it), errors.jsonl (the union, without errors of studies that are done),
  * studies/ (copied). out is a batch directory of its own: a batch run on it
- * finds those studies done.
+ * finds those studies done. info->incomplete counts the studies that the
+ * shards' states list and have not done or failed yet (the merge is written;
+ * the caller says it is partial). A directory whose state holds no study
+ * count (its run was killed before it had listed the export) is refused
+ * (RF_EINVAL naming it), as is one without results.jsonl: whether such a
+ * shard is complete cannot be told.
  */
 int rf_batch_merge(const char *out, const char *const *dirs, int n, rf_batch_merge_info *info, rf_err *err);
 
