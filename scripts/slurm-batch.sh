@@ -142,11 +142,11 @@ task() {
     --jobs "$cpus" --threads "$cpus" "$@" --json)
   rc=$?
   [[ -n $summary ]] && echo "$summary"
-  ((rc == 0)) && exit 0
   # radfuse batch exits 2 also when it went through the whole shard but some studies or
   # files failed (they are in errors.jsonl). The shard is then finished: the task ends 0 so
   # that the merge (afterok) runs, and the merge carries the errors. A shard that stopped
-  # (an output it could not write) or never started ends with radfuse's status.
+  # (an output it could not write) or never started ends with radfuse's status. Every
+  # finished shard says so in its log, with or without failures.
   local total done failed ferr
   total=$(json_num "$summary" total) done=$(json_num "$summary" done)
   failed=$(json_num "$summary" failed) ferr=$(json_num "$summary" file_errors)
@@ -155,6 +155,7 @@ task() {
     echo "slurm-batch: shard $i/$n finished: $done studies done, $failed failed, $ferr files not read (in $out/shard-$i/errors.jsonl)"
     exit 0
   fi
+  ((rc == 0)) && exit 0
   echo "slurm-batch: shard $i/$n did not finish (radfuse batch exited $rc): submit it again to continue" >&2
   exit "$rc"
 }

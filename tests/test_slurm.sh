@@ -33,7 +33,7 @@ done
 nstudies=$(find "$tmp/root" -name '*.dcm' | wc -l)
 check "the export holds 24 studies" test "$nstudies" -eq 24
 # files that are no DICOM: each shard reports those its hash gives (the rows'
-# ATTRIBUTION.txt files too)
+# ATTRIBUTION.txt files are ignored, not reported: no DICOM by their name)
 mkdir -p "$tmp/root/broken"
 printf 'not a DICOM file\n' >"$tmp/root/broken/garbage.dcm"
 head -c 100 "$tmp/root/row0/study/0.dcm" >"$tmp/root/broken/truncated.dcm"

@@ -201,7 +201,7 @@ int rf_fusion_forward(rf_fusion *f, const rf_fusion_study *s, rf_fusion_output *
  * width], as rf_fusion_study's images; any number of studies' images) in one
  * pass: its last_hidden_state into *states ([n, *tokens, vision hidden],
  * malloc'd; NULL when n is 0), image i's rows the same as a pass over image i
- * alone gives. Slices of it, a study's images then its priors, are what
+ * alone gives (on the CPU backend to the bit: test_fusion). Slices of it, a study's images then its priors, are what
  * rf_fusion_study.vision takes. The checks on the size are
  * rf_fusion_forward's.
  */
