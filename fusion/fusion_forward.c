@@ -1,8 +1,9 @@
 /*
  * The fusion forward pass: the study's images through the vision encoder
  * (one batch; or their states given in the study, from rf_fusion_vision over
- * several studies' images at once: the same steps after the pass), the token sequence assembled from the encoders' outputs and
- * the fusion embeddings, the pre-norm blocks (rf_block_forward, with
+ * several studies' images at once: the same steps after the pass), the token
+ * sequence assembled from the encoders' outputs and the fusion embeddings,
+ * the pre-norm blocks (rf_block_forward, with
  * attention groups for cross attention), the final LayerNorm of the CLS row
  * and the head. Every operation on activations goes through the backend;
  * only the sigmoid of the K logits is taken on the host. B variants of one

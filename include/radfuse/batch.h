@@ -8,9 +8,9 @@
  * and read its notes and labs, and write the folders of inferred studies; one
  * device stage runs the text encoder, the vision encoder, the fusion model
  * and saliency, over all the prepared studies waiting at once (up to
- * device_batch: their images through the vision encoder in one pass); the committer records studies in results.jsonl and the
- * state. A bound on the studies in flight keeps memory flat whatever the
- * export's size.
+ * device_batch: their images through the vision encoder in one pass); the
+ * committer records studies in results.jsonl and the state. A bound on the
+ * studies in flight keeps memory flat whatever the export's size.
  *
  * Durable progress in the output directory DIR: DIR/studies/<key>/ (the
  * read's outputs, renamed into place whole), DIR/results.jsonl (one
