@@ -858,6 +858,10 @@ def cmd_fit(a):
         # the choice: the fused input's macro AUROC over the findings (what the model is for),
         # or the validation loss
         score = mac["fused"] if a.select == "auroc" else -vloss
+        if hmass is not None and not hmass > hunif:
+            # an epoch whose Grad-CAM on the held-out training rows with lung boxes is not on the
+            # lungs more than a uniform map is chosen only when no epoch is
+            score -= 1000
         if score > best:
             best, best_ep = score, ep
             save_states(model, out)
