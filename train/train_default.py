@@ -957,9 +957,9 @@ def cmd_export(a):
         for p in model.parameters():
             p.copy_(p.half().float())
     model.eval()
-    # frontal views only: radfuse read never gives the model a lateral (docs/imaging.md, choosing
-    # images), so temperatures, thresholds and parity rows come from the rows it does read
-    va = [r["index"] for r in meta["rows"] if r["split"] == "val" and r["view"] != "L"]
+    # calibration and thresholds on every validation row, the laterals included: the rows
+    # `radfuse eval --subset val` scores (the epoch was chosen on the frontal ones)
+    va = [r["index"] for r in meta["rows"] if r["split"] == "val"]
     # exact inputs for the validation rows: the cache holds fp16 images, radfuse computes float32
     data = shared / "data/covid-chestxray"
     exact = {i: load_image(data / "images" / meta["rows"][i]["filename"]) for i in va}
@@ -1030,7 +1030,7 @@ def cmd_export(a):
     write_atomic(outdir / "vocab.txt", (shared / "fixtures/tokenizer/vocab.txt").read_text(encoding="utf-8"))
     # the parity rows: validation rows with every input kind (note + labs, note only, neither)
     kinds = {"note+labs": [], "note": [], "image only": [], "labs": []}
-    for i in va:
+    for i in (i for i in va if meta["rows"][i]["view"] != "L"):  # radfuse read never reads a lateral
         has_n, has_l = meta["notes"][i] is not None, bool(meta["labs"][i])
         key = "note+labs" if has_n and has_l else "note" if has_n else "labs" if has_l else "image only"
         kinds[key].append(i)
