@@ -73,6 +73,16 @@ static void on_progress(void *vctx, const rf_batch_progress *p)
             p->failed, rate, eta);
 }
 
+/* Prints o as one line of JSON and frees it. */
+static void print_json_line(cJSON *o)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    if (text)
+        printf("%s\n", text);
+    free(text);
+    cJSON_Delete(o);
+}
+
 static void plan_line(void *ctx, const rf_batch_plan_study *s)
 {
     int json = *(int *)ctx;
@@ -88,11 +98,7 @@ static void plan_line(void *ctx, const rf_batch_plan_study *s)
         cJSON_AddBoolToObject(o, "prior", s->has_prior);
         cJSON_AddStringToObject(o, "pairing", s->pairing);
         cJSON_AddStringToObject(o, "state", s->state);
-        char *text = cJSON_PrintUnformatted(o);
-        if (text)
-            printf("%s\n", text);
-        free(text);
-        cJSON_Delete(o);
+        print_json_line(o);
     } else {
         printf("%s  %s  %d instance%s  %d note%s  %d lab file%s  prior %s  paired by %s  %s\n", s->key, s->uid,
                s->instances, s->instances == 1 ? "" : "s", s->nnotes, s->nnotes == 1 ? "" : "s", s->nlabs,
@@ -108,11 +114,7 @@ static void plan_ignored(void *ctx, const char *path, const char *reason)
         cJSON_AddStringToObject(o, "kind", "ignored");
         cJSON_AddStringToObject(o, "path", path);
         cJSON_AddStringToObject(o, "reason", reason);
-        char *text = cJSON_PrintUnformatted(o);
-        if (text)
-            printf("%s\n", text);
-        free(text);
-        cJSON_Delete(o);
+        print_json_line(o);
     } else {
         printf("ignored  %s  %s\n", path, reason);
     }
