@@ -472,6 +472,8 @@ class Fusion(nn.Module):
         device, B = self.cls.device, len(notes)
         img = self.image_tokens(px[has_image]) if has_image.any() else None
         txt = self.text_rows(notes, device)
+        if getattr(self, "detach_text", False):  # the guidance loss leaves the text encoder alone
+            txt = [None if t is None else t.detach() for t in txt]
         imgs, k = [], 0
         for b in range(B):
             imgs.append(img[k] if has_image[b] else None)
@@ -646,21 +648,26 @@ def run_batch(model, meta, images, idx, device, train, gen, drop, aux):
     return model(px, torch.ones(B, dtype=torch.bool).to(device), notes, labs, modes)
 
 
-def guidance_loss(model, meta, images, masks, idx, device, gen):
+def guidance_loss(model, meta, images, masks, idx, device, gen, detach_text=False):
     """The share of the Grad-CAM maps outside the lung boxes, 1 - mass inside, averaged over the
     (row, positive finding) pairs of rows idx (training rows with boxes; masks [len(idx), S, S]):
     the map radfuse's Grad-CAM draws (docs/saliency.md: the finding's logit of the fused input,
     gradients at the last vision block's input, channel weights = mean gradient over the patches,
     ReLU of the weighted sum), here at patch resolution and differentiable (create_graph), so
     that the image side is trained to find its evidence in the lungs rather than on the source's
-    markers and borders. None when no row has a positive finding."""
+    markers and borders. detach_text: no gradient of it reaches the text encoder. None when no
+    row has a positive finding."""
     x = torch.from_numpy(images[idx].astype(np.float32))[:, None].to(device)
     m = torch.from_numpy(masks.astype(np.float32))[:, None].to(device)
     if gen is not None:  # training: augmented; None: as radfuse reads the image
         x, m = augment(x, gen, m)
     B = len(idx)
-    logits = model(normalize(x), torch.ones(B, dtype=torch.bool, device=device),
-                   [meta["notes"][i] for i in idx], [meta["labs"][i] for i in idx])
+    model.detach_text = detach_text
+    try:
+        logits = model(normalize(x), torch.ones(B, dtype=torch.bool, device=device),
+                       [meta["notes"][i] for i in idx], [meta["labs"][i] for i in idx])
+    finally:
+        model.detach_text = False
     A = model.vit.last_input
     cover = F.avg_pool2d(m, PATCH).flatten(1)  # [B, patches]: the share of each patch inside
     Y = target_arrays(meta, idx)[:, :FINDINGS]
@@ -820,7 +827,7 @@ def cmd_fit(a):
             if guide_rows:
                 pick = torch.randperm(len(guide_rows), generator=ggen)[:a.guide_batch].tolist()
                 gl = guidance_loss(model, meta, images, lung_masks_all[[guide_rows[p][1] for p in pick]],
-                                   [guide_rows[p][0] for p in pick], device, ggen)
+                                   [guide_rows[p][0] for p in pick], device, ggen, a.guide_detach_text)
                 if gl is not None:
                     loss = loss + a.guide * gl
                     gtot += gl.item()
@@ -1100,6 +1107,8 @@ def main():
     q.add_argument("--guide", type=float, default=1.0,
                    help="weight of the Grad-CAM guidance loss on training rows with lung boxes (0: off)")
     q.add_argument("--guide-batch", type=int, default=8, help="rows with lung boxes per step")
+    q.add_argument("--guide-detach-text", action="store_true",
+                   help="the guidance loss does not train the text encoder")
     q = sub.add_parser("export")
     q.add_argument("--cache", default=str(ROOT / "train/cache"))
     q.add_argument("--run", default=str(ROOT / "train/run"))
