@@ -88,7 +88,7 @@ def load_image(path):
     from PIL import Image
     im = Image.open(path)
     if im.mode != "L":
-        sys.exit(f"{path}: mode {im.mode}, the collection's images are 8-bit gray")
+        sys.exit(f"{path}: mode {im.mode}, the collections' images are 8-bit gray")
     a = np.asarray(im, dtype=np.float32) / np.float32(255.0)
     f = Image.fromarray(a, mode="F").resize((IMAGE, IMAGE), resample=RESAMPLE)
     return np.asarray(f, dtype=np.float32)
@@ -233,6 +233,13 @@ def cmd_prepare(a):
     report_ids = [tokenize(radfuse, vocab, t) for t in reports if t.strip()]
     print(f"reports: {len(report_ids)} in {time.time() - t0:.0f} s", flush=True)
     np.save(cache / "images.npy", images)
+    # unlabelled images for the vision encoder's masked-image pre-training: the Hannover
+    # collection (CC BY 3.0; no notes, every patient COVID-19 positive, so never a label source)
+    han = shared / "data/hannover-covid-cxr/png"
+    extra = sorted(han.glob("*.png")) if han.is_dir() else []
+    np.save(cache / "images_extra.npy", np.stack([load_image(f) for f in extra]).astype(np.float16)
+            if extra else np.zeros((0, IMAGE, IMAGE), np.float16))
+    print(f"unlabelled images for vision pre-training: {len(extra)} from {han}", flush=True)
     # lung boxes of the training rows only (validation and test boxes are for evaluation)
     lung = lung_masks(data / "annotations/lung_bounding_boxes.json", rows,
                       lambda r: split[r["patientid"]] == "train")
@@ -627,6 +634,43 @@ def pretrain_text(bert, meta, train_idx, steps, device, log, lr0=5e-4):
             log(f"mlm step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
 
 
+def pretrain_vision(vit, images, rows, steps, device, log, lr0=5e-4, bs=32, ratio=0.5):
+    """Masked-image modelling (SimMIM: Xie et al., CVPR 2022) of the vision encoder on unlabelled
+    images (rows of images): per image half of the 8 x 8 patches replaced by a learnt mask token
+    after the patch embedding, the encoder's output at each masked patch mapped by a linear
+    decoder to the patch's 16 x 16 pixels, L1 loss on the masked patches; the images augmented
+    as in fitting. Teaches the encoder what chest radiographs look like before any label does,
+    so that the labels of 300 images are not all it learns from."""
+    C, g = VIT["hidden"], IMAGE // PATCH
+    mask_token = nn.Parameter(torch.zeros(1, 1, C, device=device))
+    dec = nn.Linear(C, PATCH * PATCH).to(device)
+    opt = torch.optim.AdamW(list(vit.parameters()) + [mask_token] + list(dec.parameters()), lr=lr0,
+                            weight_decay=0.05)
+    gen = torch.Generator().manual_seed(7)
+    t0 = time.time()
+    for step in range(steps):
+        lr = lr0 * min(1, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for gr in opt.param_groups:
+            gr["lr"] = lr
+        pick = torch.randint(0, len(rows), (bs,), generator=gen)
+        x = augment(torch.from_numpy(images[[rows[i] for i in pick]].astype(np.float32))[:, None].to(device), gen)
+        m = (torch.rand(bs, g * g, generator=gen) < ratio).to(device)
+        t = vit.patch(normalize(x)).flatten(2).transpose(1, 2)
+        t = torch.where(m[..., None], mask_token.expand(bs, g * g, C), t)
+        h = torch.cat([vit.cls.expand(bs, -1, -1), t], 1) + vit.pos
+        for l in vit.layers:
+            h = l(h)
+        pred = dec(vit.norm(h)[:, 1:])  # [B, g*g, P*P]
+        target = F.unfold(x, PATCH, stride=PATCH).transpose(1, 2)  # [B, g*g, P*P] in [0, 1]
+        loss = (pred - target).abs()[m].mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vit.parameters(), 1.0)
+        opt.step()
+        if step % 200 == 0 or step == steps - 1:
+            log(f"mim step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)")
+
+
 def run_batch(model, meta, images, idx, device, train, gen, drop, aux):
     """Training logits [M, B, K]: first the fused pass with modality dropout (each input of a
     row replaced by its absent token with the probabilities drop), then, when aux, the image-,
@@ -755,7 +799,19 @@ def cmd_fit(a):
     elif a.mlm_steps:
         pretrain_text(model.bert, meta, tr, a.mlm_steps, device, log, a.mlm_lr)
         torch.save({k: v.detach().cpu() for k, v in model.bert.state_dict().items()}, out / "mlm_bert.pt")
-    t_mlm = time.time() - t_start
+    if a.mim_init:
+        model.vit.load_state_dict(torch.load(a.mim_init, map_location=device))
+        log(f"vision encoder from {a.mim_init}")
+    elif a.mim_steps:
+        # training rows (any view) and the unlabelled extra images; no validation or test image
+        extra = np.load(cache / "images_extra.npy") if (cache / "images_extra.npy").exists() else None
+        pool = images if extra is None or not len(extra) else np.concatenate([images, extra])
+        rows = [r["index"] for r in meta["rows"] if r["split"] == "train"] + \
+            list(range(len(images), len(pool)))
+        log(f"masked-image pre-training on {len(rows)} images")
+        pretrain_vision(model.vit, pool, rows, a.mim_steps, device, log)
+        torch.save({k: v.detach().cpu() for k, v in model.vit.state_dict().items()}, out / "mim_vit.pt")
+    t_mlm = time.time() - t_start  # both pre-trainings
     if a.epochs == 0:
         log(f"pre-training only: {t_mlm:.0f} s")
         return
@@ -1096,6 +1152,8 @@ def main():
     q.add_argument("--lr", type=float, default=2e-4)
     q.add_argument("--mlm-lr", type=float, default=5e-4)
     q.add_argument("--mlm-init", default="", help="a pre-trained text encoder (RUN/mlm_bert.pt of a fit)")
+    q.add_argument("--mim-steps", type=int, default=0, help="masked-image pre-training steps of the vision encoder")
+    q.add_argument("--mim-init", default="", help="a pre-trained vision encoder (RUN/mim_vit.pt of a fit)")
     q.add_argument("--text-lr-mult", type=float, default=1.0)
     q.add_argument("--text-freeze", type=int, default=0, help="epochs with the text encoder frozen")
     q.add_argument("--aux", type=float, default=1.0, help="weight of the image-, note- and labs-only losses")
