@@ -228,6 +228,12 @@ int rf_fusion_vision(rf_fusion *f, const float *const *images, int n, int height
     return rc ? rc : vision_images(f, images, n, height, width, states, NULL, tokens, err);
 }
 
+const float *rf_fusion_study_image(const rf_fusion *f, const rf_fusion_study *s, int i)
+{
+    size_t per = (size_t)f->info.vision.info.channels * s->height * s->width;
+    return i < s->nimages ? s->images + (size_t)i * per : s->priors + (size_t)(i - s->nimages) * per;
+}
+
 /* The vision tokens of every image (the variant image excepted: its slot is
  * unused) from the study's states or one pass of the encoder over its images
  * and priors, and the variants' in a second pass. */
@@ -243,7 +249,6 @@ static int run_vision(run *r)
     r->L.grid_h = r->nimg ? s->height / vi->patch_size : 0;
     r->L.grid_w = r->nimg ? s->width / vi->patch_size : 0;
     int grid_tokens = 1 + r->L.grid_h * r->L.grid_w;
-    size_t per = (size_t)vi->channels * s->height * s->width;
     if (r->nimg && s->vision) {
         r->Tv = grid_tokens;
         r->vis_in = s->vision;
@@ -254,7 +259,7 @@ static int run_vision(run *r)
         int n = 0;
         for (int i = 0; i < r->nimg; i++)
             if (i != r->var)
-                imgs[n++] = i < s->nimages ? s->images + (size_t)i * per : s->priors + (size_t)(i - s->nimages) * per;
+                imgs[n++] = rf_fusion_study_image(r->f, s, i);
         float *shared = NULL;
         rc = n ? vision_images(r->f, imgs, n, s->height, s->width, &shared, r->trace ? &r->vis_last_in : NULL, &r->Tv,
                                r->err)

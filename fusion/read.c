@@ -385,13 +385,12 @@ int rf_rd_prior_age(rf_read_result *r, const rf_read_images *imgs, rf_read_image
  * (the forward then says it); an error only when out of memory. */
 static int own_vision(rf_fusion *model, const rf_fusion_study *s, float **out, rf_err *err)
 {
-    size_t per = (size_t)rf_fusion_get_info(model)->vision.info.channels * s->height * s->width;
     int n = s->nimages + s->npriors, tokens;
     const float **imgs = malloc((size_t)n * sizeof *imgs);
     if (!imgs)
         return rf_err_set(err, RF_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++)
-        imgs[i] = i < s->nimages ? s->images + (size_t)i * per : s->priors + (size_t)(i - s->nimages) * per;
+        imgs[i] = rf_fusion_study_image(model, s, i);
     rf_err e;
     int rc = rf_fusion_vision(model, imgs, n, s->height, s->width, out, &tokens, &e);
     free(imgs);

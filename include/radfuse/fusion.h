@@ -196,6 +196,11 @@ void rf_fusion_output_free(rf_fusion_output *out);
  * first; free it also on failure. */
 int rf_fusion_forward(rf_fusion *f, const rf_fusion_study *s, rf_fusion_output *out, rf_err *err);
 
+/* Image i of the study in the order the vision states take them: its images,
+ * then its priors (0 <= i < nimages + npriors), [C, height, width] with the
+ * vision encoder's C. */
+const float *rf_fusion_study_image(const rf_fusion *f, const rf_fusion_study *s, int i);
+
 /*
  * The vision encoder over n preprocessed images (images[i]: [C, height,
  * width], as rf_fusion_study's images; any number of studies' images) in one
