@@ -470,7 +470,7 @@ class Fusion(nn.Module):
             out[n] = self.text_proj(torch.cat([doc[None], toks])) + self.modality[TXT_I]
         return out
 
-    def forward(self, px, has_image, notes, labs, modes=None):
+    def forward(self, px, has_image, notes, labs, modes=None, detach_text=False):
         """px [B, 3, S, S]; has_image [B] bool; notes: B content-id lists or None; labs: B lists
         of [lab, 8 features] (empty: absent). Returns logits [B, K] (before temperatures).
         modes: None, or M triples (image, note, labs) of B bools each saying which of the row's
@@ -479,7 +479,7 @@ class Fusion(nn.Module):
         device, B = self.cls.device, len(notes)
         img = self.image_tokens(px[has_image]) if has_image.any() else None
         txt = self.text_rows(notes, device)
-        if getattr(self, "detach_text", False):  # the guidance loss leaves the text encoder alone
+        if detach_text:  # the guidance loss leaves the text encoder alone
             txt = [None if t is None else t.detach() for t in txt]
         imgs, k = [], 0
         for b in range(B):
@@ -589,6 +589,14 @@ def normalize(x):  # [B, 1, S, S] in [0, 1] -> [B, 3, S, S]
     return ((x - MEAN) / STD).expand(-1, 3, -1, -1)
 
 
+def set_warmup_cosine(opt, lr0, step, steps, warmup=100):
+    """The pre-trainings' learning rate at step: linear warm-up over warmup steps, then cosine
+    decay to 0 at steps."""
+    lr = lr0 * min(1, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
 def pretrain_text(bert, meta, train_idx, steps, device, log, lr0=5e-4):
     """Masked-language modelling (15%: 80% [MASK], 10% random, 10% kept) on the reports and the
     training split's notes, one window of at most positions - 2 tokens each."""
@@ -599,9 +607,7 @@ def pretrain_text(bert, meta, train_idx, steps, device, log, lr0=5e-4):
     rng = random.Random(1)
     t0 = time.time()
     for step in range(steps):
-        lr = lr0 * min(1, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_warmup_cosine(opt, lr0, step, steps)
         batch = []
         for _ in range(Bs):
             t = texts[rng.randrange(len(texts))]
@@ -649,9 +655,7 @@ def pretrain_vision(vit, images, rows, steps, device, log, lr0=5e-4, bs=32, rati
     gen = torch.Generator().manual_seed(7)
     t0 = time.time()
     for step in range(steps):
-        lr = lr0 * min(1, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        for gr in opt.param_groups:
-            gr["lr"] = lr
+        set_warmup_cosine(opt, lr0, step, steps)
         pick = torch.randint(0, len(rows), (bs,), generator=gen)
         x = augment(torch.from_numpy(images[[rows[i] for i in pick]].astype(np.float32))[:, None].to(device), gen)
         m = (torch.rand(bs, g * g, generator=gen) < ratio).to(device)
@@ -706,12 +710,8 @@ def guidance_loss(model, meta, images, masks, idx, device, gen, detach_text=Fals
     if gen is not None:  # training: augmented; None: as radfuse reads the image
         x, m = augment(x, gen, m)
     B = len(idx)
-    model.detach_text = detach_text
-    try:
-        logits = model(normalize(x), torch.ones(B, dtype=torch.bool, device=device),
-                       [meta["notes"][i] for i in idx], [meta["labs"][i] for i in idx])
-    finally:
-        model.detach_text = False
+    logits = model(normalize(x), torch.ones(B, dtype=torch.bool, device=device),
+                   [meta["notes"][i] for i in idx], [meta["labs"][i] for i in idx], detach_text=detach_text)
     A = model.vit.last_input
     cover = F.avg_pool2d(m, PATCH).flatten(1)  # [B, patches]: the share of each patch inside
     Y = target_arrays(meta, idx)[:, :FINDINGS]
@@ -850,13 +850,15 @@ def cmd_fit(a):
     lung_masks_all = np.load(cache / "lung_masks.npy") if (cache / "lung_masks.npy").exists() else None
     trset = set(tr)
     guide_rows = [(i, j) for j, i in enumerate(meta.get("lung_rows", [])) if i in trset and
-                  np.nansum(np.array([v if v is not None else np.nan for v in meta["targets"][i][:FINDINGS]],
-                                     dtype=np.float64)) > 0] if a.guide > 0 and lung_masks_all is not None else []
+                  np.nansum(target_arrays(meta, [i])[0, :FINDINGS]) > 0] \
+        if a.guide > 0 and lung_masks_all is not None else []
     # a quarter of those rows' patients are held out of the guidance: their Grad-CAM lung mass is
     # the check of whether it generalizes (the validation boxes stay unread, for evaluation)
     held = [g for g in guide_rows if int(hashlib.sha256(("radfuse-guide:" + meta["rows"][g[0]]["patientid"])
                                                         .encode()).hexdigest()[:8], 16) % 4 == 0]
     guide_rows = [g for g in guide_rows if g not in held]
+    held_masks = lung_masks_all[[g[1] for g in held]] if held else None
+    hunif = float(held_masks.mean()) if held else None  # what a uniform map scores on them
     if a.guide > 0:
         log(f"Grad-CAM guidance: weight {a.guide}, {len(guide_rows)} training rows with lung boxes, "
             f"{a.guide_batch} a step; {len(held)} held out to check it")
@@ -903,13 +905,11 @@ def cmd_fit(a):
         known = ~np.isnan(Yv)
         vloss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(Lv[known]), torch.from_numpy(Yv[known])))
         gmass = 1 - gtot / gn if gn else None
-        hmass = hunif = None
+        hmass = None
         if held:
             model.eval()
-            hl = guidance_loss(model, meta, images, lung_masks_all[[g[1] for g in held]], [g[0] for g in held],
-                               device, None)
+            hl = guidance_loss(model, meta, images, held_masks, [g[0] for g in held], device, None)
             hmass = None if hl is None else 1 - hl.item()
-            hunif = float(lung_masks_all[[g[1] for g in held]].mean())
         history.append({"epoch": ep, "train_loss": tot / n, "val_loss": vloss, "val_auroc": au,
                         "val_finding_macro": mac, "train_gradcam_lung_mass": gmass,
                         "held_gradcam_lung_mass": hmass, "held_uniform_mass": hunif, "seconds": t_ep})
